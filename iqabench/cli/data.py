@@ -1,12 +1,46 @@
-"""`iqabench data ...`: not built yet."""
+"""`iqabench data ...`: read datasets as distributed and check them before training."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
-app = typer.Typer(help="Not built yet.", no_args_is_help=True)
+from iqabench.data import DATASETS, load_dataset
+from iqabench.data.check import format_report, scan_dataset
+
+app = typer.Typer(help="Read datasets as their authors distribute them, and check them.", no_args_is_help=True)
+
+DatasetArg = Annotated[str, typer.Argument(help=f"Dataset id: {', '.join(DATASETS)}.", show_default=False)]
+RootArg = Annotated[
+    Optional[Path],
+    typer.Argument(help="The dataset folder as distributed (the CSV file for 'csv'; optional for 'synthetic')."),
+]
+MosRangeOpt = Annotated[
+    Optional[tuple[float, float]],
+    typer.Option(help="MOS scale LO HI of a 'csv' dataset (default: the data's min and max).", show_default=False),
+]
 
 
-@app.command("todo")
-def todo() -> None:
-    """Not built yet."""
+@app.command("check")
+def check(
+    dataset: DatasetArg,
+    root: RootArg = None,
+    mos_range: MosRangeOpt = None,
+    workers: Annotated[int, typer.Option(help="Threads decoding images (0: up to 8).")] = 0,
+) -> None:
+    """Decode every image and check every score; list each problem and exit 1 if any."""
+    table = load_dataset(dataset, root, mos_range=mos_range)
+    report = scan_dataset(table, workers=workers or None)
+    typer.echo(format_report(report))
+    if report.problems:
+        raise typer.Exit(code=1)
+
+
+@app.command("list")
+def list_datasets() -> None:
+    """Dataset ids and what ROOT each expects."""
+    for name, reader in DATASETS.items():
+        summary = (reader.__doc__ or "").strip().split("\n")[0].replace("``", "")
+        typer.echo(f"{name:<10} {summary}")
