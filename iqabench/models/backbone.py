@@ -10,12 +10,14 @@ stage on as NCHW.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import timm
 import torch
 from torch import nn
 
 from iqabench.errors import IqabenchError
+from iqabench.models.weights import is_download_failure, load_backbone_weights, offline_error
 
 #: Hyper-IQA reads four stages (strides 4, 8, 16, 32 for ResNet-50).
 NUM_STAGES = 4
@@ -35,25 +37,38 @@ class BackboneSpec:
 
 
 def create_features_model(name: str, pretrained: bool = False, input_size: int = 224,
-                          **kwargs) -> nn.Module:
+                          weights: str | Path | None = None, **kwargs) -> nn.Module:
     """``timm.create_model(name, features_only=True)`` with one-line errors.
 
     Transformers with a fixed patch grid (Swin) are built for ``input_size``; CNNs take
-    any size and ignore it.
+    any size and ignore it. ``weights`` is a local backbone state dict (see
+    :func:`iqabench.models.weights.load_backbone_weights`); it replaces the hub, so
+    ``pretrained`` is ignored when it is given. Without a network, ``pretrained=True``
+    raises a one-line error naming ``--weights`` (fast under ``HF_HUB_OFFLINE=1``).
     """
     if input_size != 224:
         try:
-            return create_features_model(name, pretrained, img_size=input_size, **kwargs)
+            return create_features_model(name, pretrained, weights=weights,
+                                         img_size=input_size, **kwargs)
         except TypeError:  # a CNN: no img_size argument
             pass
     if not timm.is_model(name):
         close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
         hint = f" Close names: {', '.join(close)}." if close else ""
         raise IqabenchError(f"unknown timm backbone {name!r}.{hint}")
+    from_hub = pretrained and weights is None
     try:
-        return timm.create_model(name, pretrained=pretrained, features_only=True, **kwargs)
-    except RuntimeError as err:  # e.g. a model without features_only support
-        raise IqabenchError(f"backbone {name!r} cannot be built with features_only: {err}") from err
+        model = timm.create_model(name, pretrained=from_hub, features_only=True, **kwargs)
+    except Exception as err:
+        if from_hub and is_download_failure(err):
+            raise offline_error(name, err) from err
+        if isinstance(err, RuntimeError):  # e.g. a model without features_only support
+            raise IqabenchError(
+                f"backbone {name!r} cannot be built with features_only: {err}") from err
+        raise
+    if weights is not None:
+        load_backbone_weights(model, name, weights, **kwargs)
+    return model
 
 
 def describe(model: nn.Module, name: str) -> BackboneSpec:

@@ -40,6 +40,7 @@ stages (96+192+384+768 = 1440 channels for Swin-T, 3840 for ResNet-50). Only the
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -106,11 +107,15 @@ class HyperIQA(nn.Module):
     """Hyper-IQA: ``forward`` maps images in [0, 1] (or uint8) to one score each."""
 
     def __init__(self, config: HyperIQAConfig = HyperIQAConfig(), pretrained: bool = False,
-                 backbone: nn.Module | None = None):
+                 backbone: nn.Module | None = None, weights: str | Path | None = None):
+        """``weights``: a local backbone state dict used instead of the hub (offline)."""
         super().__init__()
+        if backbone is not None and weights is not None:
+            raise ValueError("pass either a built backbone or a weights file, not both")
         self.config = config
         self.backbone = backbone if backbone is not None else create_features_model(
-            config.backbone, pretrained=pretrained, input_size=config.input_size)
+            config.backbone, pretrained=pretrained, input_size=config.input_size,
+            weights=weights)
         self.spec: BackboneSpec = describe(self.backbone, config.backbone)
         spec, cfg = self.spec, config
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
@@ -217,10 +222,14 @@ class HyperIQA(nn.Module):
 
 
 def build_model(backbone: str = "resnet50", hyper_input: HyperInput = "last",
-                pretrained: bool = False, **overrides) -> HyperIQA:
-    """Notebook entry point: ``build_model("swin_tiny_patch4_window7_224", "multiscale")``."""
+                pretrained: bool = False, weights: str | Path | None = None,
+                **overrides) -> HyperIQA:
+    """Notebook entry point: ``build_model("swin_tiny_patch4_window7_224", "multiscale")``.
+
+    Offline, pass ``weights=FILE`` (a backbone state dict) instead of ``pretrained``.
+    """
     config = HyperIQAConfig(backbone=backbone, hyper_input=hyper_input, **overrides)
-    return HyperIQA(config, pretrained=pretrained)
+    return HyperIQA(config, pretrained=pretrained, weights=weights)
 
 
 def flatten_target_params(params: dict[str, torch.Tensor]) -> torch.Tensor:
