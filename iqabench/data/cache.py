@@ -206,7 +206,7 @@ class ImageCache:
             buffer = np.empty(total, dtype=np.uint8)
         else:
             slot.parent.mkdir(parents=True, exist_ok=True)
-            partial = slot.with_suffix(".u8.partial")
+            partial = slot.with_suffix(f".u8.partial-{os.getpid()}")  # ranks may build at once
             buffer = np.memmap(partial, dtype=np.uint8, mode="w+", shape=(max(total, 1),))
 
         def fill(i: int) -> None:
@@ -221,7 +221,7 @@ class ImageCache:
 
         buffer.flush()
         del buffer
-        os.replace(slot.with_suffix(".u8.partial"), slot.with_suffix(".u8"))
+        os.replace(partial, slot.with_suffix(".u8"))  # identical content whichever rank wins
         index = {
             "version": CACHE_VERSION,
             "dataset": table.name,
@@ -233,7 +233,7 @@ class ImageCache:
             "files_digest": fingerprint,
             "total_bytes": total,
         }
-        tmp = slot.with_suffix(".json.partial")
+        tmp = slot.with_suffix(f".json.partial-{os.getpid()}")
         tmp.write_text(json.dumps(index))
         os.replace(tmp, slot.with_suffix(".json"))  # the index is written last: it marks completion
         log.info("image cache: wrote %s (%.1f MB)", slot.with_suffix(".u8"), total / 1e6)

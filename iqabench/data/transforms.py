@@ -87,10 +87,19 @@ def crop_batch(
     """
     out = np.empty((len(images), 3, size, size), dtype=np.uint8)  # (B, 3, S, S)
     flips = np.zeros(len(images), dtype=bool) if flips is None else np.asarray(flips, dtype=bool)
+    words = size % 8 == 0  # rows reverse as 8-byte words: fewer, wider element moves
     for i, (img, top, left) in enumerate(zip(images, tops, lefts)):
         pixels = img.numpy() if isinstance(img, torch.Tensor) else img
         crop = pixels[:, top : top + size, left : left + size]  # (3, S, S) view
-        out[i] = crop[:, :, ::-1] if flips[i] else crop
+        if not flips[i]:
+            out[i] = crop
+        elif words:
+            out[i] = crop
+            row = out[i].view(np.uint64)  # (3, S, S // 8)
+            row.byteswap(inplace=True)  # reverse the bytes inside each word...
+            row[...] = row[..., ::-1]  # ...and the order of the words: the row is mirrored
+        else:
+            out[i] = crop[:, :, ::-1]
     return torch.from_numpy(out)
 
 

@@ -74,3 +74,6 @@ def test_crop_batch_cuts_and_flips():
     assert torch.equal(crops[2], images[2][:, 14:30, 24:40])
     numpy_views = [img.numpy() for img in images]  # numpy views give the same crops
     assert torch.equal(crop_batch(numpy_views, [0, 5, 14], [1, 8, 24], 16, [False, True, False]), crops)
+    odd = crop_batch(images, [3, 3], [7, 7], 15, flips=[True, False])  # width not a multiple of 8
+    assert torch.equal(odd[0], images[0][:, 3:18, 7:22].flip(-1))
+    assert torch.equal(odd[1], images[1][:, 3:18, 7:22])
