@@ -209,7 +209,6 @@ class Latency:
     ms_per_batch: float  # median
     repeats: int
     warmup: int
-    peak_mem_mb: float | None
 
 
 def _sync(device: torch.device) -> None:
@@ -244,8 +243,7 @@ def measure_latency(model: nn.Module, batch: torch.Tensor, dtype: str = "fp32",
             model(batch)
             _sync(device)
             times.append((time.perf_counter() - t0) * 1000)
-    return Latency(ms_per_batch=statistics.median(times), repeats=len(times), warmup=warmup,
-                   peak_mem_mb=None)
+    return Latency(ms_per_batch=statistics.median(times), repeats=len(times), warmup=warmup)
 
 
 # --------------------------------------------------------------------------- memory
