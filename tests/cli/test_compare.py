@@ -84,7 +84,8 @@ def test_gate_only_checks_the_metrics_asked_for(two_runs, tmp_path, monkeypatch,
     worse = pd.read_csv(tmp_path / "first" / "metrics.csv")
     worse["plcc"] += 0.05
     worse.to_csv(tmp_path / "plcc_higher.csv", index=False)
-    code, _, err = _main(monkeypatch, capsys, *runs, "--baseline", str(tmp_path / "plcc_higher.csv"),
+    plcc_higher = str(tmp_path / "plcc_higher.csv")
+    code, _, err = _main(monkeypatch, capsys, *runs, "--baseline", plcc_higher,
                          "--metric", "srcc", "--bootstrap", "200")
     assert code == 0, err
 
