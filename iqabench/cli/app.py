@@ -18,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("train")(train.train)
+app.command("summary")(train.summary)
 app.command("eval")(eval.evaluate)
 app.command("profile")(profile.profile)
 app.command("compare")(compare.compare)

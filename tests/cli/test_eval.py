@@ -1,0 +1,77 @@
+"""`iqabench eval` reproduces a run's test numbers from best.pt and split.csv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from iqabench.cli.app import app
+from iqabench.config import resolve_train_config
+from iqabench.errors import IqabenchError
+from iqabench.training import fit
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> tuple[Path, Path]:
+    from iqabench.data import load_dataset
+
+    root = tmp_path_factory.mktemp("synthetic")
+    load_dataset("synthetic", root)
+    out = tmp_path_factory.mktemp("runs") / "run"
+    cfg = resolve_train_config(None, {
+        "dataset": "synthetic", "root": str(root), "limit": 40, "epochs": 1,
+        "crops_per_image": 1, "batch_size": 12, "eval_crops": 4, "val_crops": 1,
+        "eval_batch_size": 6, "pretrained": False, "n_boot": 50, "workers": 1, "out": str(out),
+        "model": {"backbone": "test_resnet", "input_size": 32}})
+    fit(cfg, progress=False)
+    return root, out
+
+
+def test_eval_reproduces_the_training_test_numbers(run, tmp_path):
+    root, out = run
+    result = runner.invoke(app, ["eval", "--checkpoint", str(out / "best.pt"), "--dataset",
+                                 "synthetic", "--root", str(root), "--split", str(out),
+                                 "--bootstrap", "50", "--logistic", "4",
+                                 "--out", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.output
+    trained = pd.read_csv(out / "test_metrics.csv").iloc[0]
+    scored = pd.read_csv(tmp_path / "eval" / "metrics.csv").iloc[0]
+    assert scored["n"] == trained["n"]
+    for metric in ("srcc", "plcc", "krcc", "rmse"):
+        assert scored[metric] == pytest.approx(trained[metric], abs=1e-6), metric
+    assert scored["srcc_ci_low"] <= scored["srcc"] <= scored["srcc_ci_high"]
+    assert 0 < scored["plcc_logistic"] <= 1
+    preds = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    train_preds = pd.read_csv(out / "predictions.csv")
+    assert list(preds["name"]) == list(train_preds["name"])
+    assert (preds["pred"] - train_preds["pred"]).abs().max() < 1e-4
+    assert f"{trained['srcc']:.4f}" in result.output
+
+
+def test_eval_whole_dataset_and_other_crops(run, tmp_path):
+    root, out = run
+    result = runner.invoke(app, ["eval", "--checkpoint", str(out / "best.pt"), "--dataset",
+                                 "synthetic", "--root", str(root), "--limit", "12",
+                                 "--crop-mode", "center", "--bootstrap", "0",
+                                 "--out", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.output
+    preds = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    assert len(preds) == 12 and set(preds["subset"]) == {"all"}
+    assert preds["pred"].between(-50, 150).all()  # MOS units of the 0-100 synthetic scale
+
+
+def test_eval_errors(run, tmp_path):
+    root, out = run
+    result = runner.invoke(app, ["eval", "--checkpoint", str(tmp_path / "none.pt"),
+                                 "--dataset", "synthetic", "--root", str(root)])
+    assert isinstance(result.exception, IqabenchError) and "not found" in str(result.exception)
+    bad_split = tmp_path / "split.csv"
+    bad_split.write_text("name,subset\nnot_there.png,test\nimages/x.png,test\n")
+    result = runner.invoke(app, ["eval", "--checkpoint", str(out / "best.pt"), "--dataset",
+                                 "synthetic", "--root", str(root), "--split", str(bad_split)])
+    assert isinstance(result.exception, IqabenchError) and "not in the dataset" in str(result.exception)

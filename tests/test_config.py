@@ -1,0 +1,113 @@
+"""Configs: layered defaults < recipe < file < flags, unknown keys refused by name."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from iqabench.config import (
+    EvalConfig,
+    TestSet,
+    TrainConfig,
+    load_config_file,
+    parse_test_set,
+    resolve_train_config,
+    save_config,
+)
+from iqabench.errors import IqabenchError
+
+
+def test_defaults_and_flags():
+    cfg = resolve_train_config(None, {"epochs": 3, "model": {"backbone": "test_resnet"}})
+    assert cfg.epochs == 3 and cfg.model.backbone == "test_resnet"
+    assert cfg.model.hyper_input == "last" and cfg.loss == "l1" and cfg.label_scale == "unit"
+
+
+def test_yaml_file_then_flags_override(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("dataset: livec\nroot: /data/livec\nlr: 2e-5\nepochs: 4\n"
+                    "model:\n  backbone: convnext_tiny\n  hyper_input: multiscale\n"
+                    "tests:\n  - {dataset: koniq10k, root: /data/koniq}\n")
+    cfg = resolve_train_config(path, {"epochs": 9, "model": {"input_size": 256}})
+    assert cfg.lr == pytest.approx(2e-5)  # YAML 1.1 reads 2e-5 as a string: converted
+    assert cfg.epochs == 9  # flag wins
+    assert cfg.model.backbone == "convnext_tiny" and cfg.model.input_size == 256
+    assert cfg.model.hyper_input == "multiscale"
+    assert cfg.tests == (TestSet("koniq10k", "/data/koniq"),)
+
+
+def test_toml_file(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('dataset = "agiqa3k"\nloss = "l1+rank"\nalpha = 0.5\n[model]\nbackbone = "resnet50"\n')
+    cfg = resolve_train_config(path)
+    assert (cfg.dataset, cfg.loss, cfg.alpha, cfg.model.backbone) == ("agiqa3k", "l1+rank", 0.5, "resnet50")
+
+
+def test_unknown_keys_are_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("epochs: 2\nlearning_rate: 0.1\nmodel:\n  backbone: x\n  hyperinput: last\n")
+    with pytest.raises(IqabenchError) as err:
+        resolve_train_config(path)
+    assert "learning_rate" in str(err.value) and "model.hyperinput" in str(err.value)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("loss: mse\n", "loss"),
+    ("epochs: two\n", "epochs"),
+    ("epochs: 0\n", "epochs"),
+    ("eval_crops: 10\n", "square"),
+    ("rounds: 2\nround: 5\n", "round"),
+    ("pretrained: maybe\n", "pretrained"),
+])
+def test_bad_values_are_named(tmp_path, text, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(IqabenchError, match=fragment):
+        resolve_train_config(path)
+
+
+def test_unparseable_and_missing_files(tmp_path):
+    with pytest.raises(IqabenchError, match="not found"):
+        load_config_file(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: [1,\n")
+    with pytest.raises(IqabenchError, match="cannot parse"):
+        load_config_file(bad)
+    other = tmp_path / "run.json"
+    other.write_text("{}")
+    with pytest.raises(IqabenchError, match="toml"):
+        load_config_file(other)
+
+
+def test_recipe_original_then_overrides(tmp_path):
+    cfg = resolve_train_config(None, {"recipe": "original"})
+    assert (cfg.crops_per_image, cfg.batch_size, cfg.lr, cfg.head_lr_ratio, cfg.epochs) == (25, 96, 2e-5, 10.0, 16)
+    assert cfg.label_scale == "raw" and cfg.model.init == "original" and cfg.loss == "l1"
+    assert cfg.eval_crops == 25 and cfg.weight_decay == pytest.approx(5e-4)
+    path = tmp_path / "r.yaml"
+    path.write_text("recipe: original\nepochs: 3\n")
+    cfg = resolve_train_config(path, {"batch_size": 8})
+    assert (cfg.recipe, cfg.epochs, cfg.batch_size, cfg.crops_per_image) == ("original", 3, 8, 25)
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = resolve_train_config(None, {"tests": [TestSet("livec", "/x")], "limit": 40,
+                                      "model": {"backbone": "test_resnet", "input_size": 64}})
+    save_config(cfg, tmp_path / "config.yaml")
+    data = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert data["model"]["backbone"] == "test_resnet" and data["tests"] == [{"dataset": "livec", "root": "/x"}]
+    assert resolve_train_config(tmp_path / "config.yaml") == cfg
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_parse_test_set():
+    assert parse_test_set("livec:/data/ChallengeDB_release") == TestSet("livec", "/data/ChallengeDB_release")
+    assert parse_test_set("synthetic") == TestSet("synthetic", None)
+    with pytest.raises(IqabenchError):
+        parse_test_set(":/x")
+
+
+def test_eval_config_checks():
+    with pytest.raises(IqabenchError, match="logistic"):
+        EvalConfig(checkpoint="x", dataset="y", logistic=3)
