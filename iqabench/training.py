@@ -382,8 +382,10 @@ def fit_round(cfg: TrainConfig, round_: int, run_dir: Path, ctx: DistContext = D
                 row.update({f"train_{k}": v for k, v in stats.items() if k in ("l1", "rank")})
                 if ctx.main:
                     val_srcc = val.get("srcc", float("nan"))
-                    improved = not val_names or len(val_names) < 2 or (
-                        np.isfinite(val_srcc) and val_srcc > best_val)
+                    if len(val_names) >= 2 and not np.isfinite(val_srcc):
+                        log.warning("validation SRCC is undefined (constant predictions?)")
+                    improved = (best_epoch is None or len(val_names) < 2
+                                or (np.isfinite(val_srcc) and val_srcc > best_val))
                     if improved:
                         best_val = val_srcc if np.isfinite(val_srcc) else best_val
                         best_epoch = epoch + 1
@@ -461,7 +463,8 @@ def train_one_epoch(model: nn.Module, criterion: IQALoss, optimizer: torch.optim
     sums: dict[str, float] = {}
     steps, patches = 0, 0
     started = time.perf_counter()
-    for step, (crops, labels) in enumerate(batches):
+    source = prefetch(batches, pin=True) if device.type == "cuda" else batches
+    for step, (crops, labels) in enumerate(source):
         crops = crops.to(device, non_blocking=True).contiguous(memory_format=fmt)  # uint8
         labels = labels.to(device, non_blocking=True)
         with autocast(device, amp_dtype):
@@ -496,6 +499,42 @@ def train_one_epoch(model: nn.Module, criterion: IQALoss, optimizer: torch.optim
     out = {k: v / max(steps, 1) for k, v in sums.items()}
     out.update(patches=patches, patches_per_s=patches / max(seconds, 1e-9))
     return out
+
+
+def prefetch(batches, depth: int = 3, pin: bool = False):
+    """Cut the next batches in a background thread while the GPU works on this one
+    (crop copies release the GIL); order, and so the run, is unchanged."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for crops, labels in batches:
+                if stop.is_set():
+                    return
+                q.put((crops.pin_memory(), labels.pin_memory()) if pin else (crops, labels))
+            q.put(done)
+        except BaseException as err:  # hand the error to the consumer
+            q.put(err)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
 
 
 # ------------------------------------------------------------------- components

@@ -236,3 +236,23 @@ def test_ddp_two_processes_on_cpu(synthetic_root, tmp_path):
     assert int(torch.load(out / "last.pt", weights_only=True)["epoch"]) == 1
     assert pd.read_csv(out / "test_metrics.csv")["n"].item() > 1
     assert "2 processes" in (out / "train.log").read_text() and train > 0
+
+
+def test_prefetch_keeps_order_and_raises():
+    from iqabench.training import prefetch
+
+    data = [(torch.full((2,), i), torch.tensor([i])) for i in range(7)]
+    assert [int(c[0]) for c, _ in prefetch(data, depth=2)] == list(range(7))
+
+    def broken():
+        yield data[0]
+        raise ValueError("decode failed")
+
+    with pytest.raises(ValueError, match="decode failed"):
+        list(prefetch(broken()))
+
+
+def test_bf16_autocast_on_cpu(synthetic_root, tmp_path):
+    result = fit(tiny(synthetic_root, tmp_path / "run", epochs=1, amp="bf16"), progress=False)
+    assert np.isfinite(result.test_metrics["srcc"].item())
+    assert "amp bfloat16" in (tmp_path / "run" / "train.log").read_text()

@@ -214,10 +214,16 @@ class HyperIQA(nn.Module):
 
     def forward(self, x: torch.Tensor, return_params: bool = False):
         """Scores (B,) for images (B, 3, H, W); with ``return_params`` also the
-        generated target-network weights and biases per image."""
+        generated target-network weights and biases per image.
+
+        Under autocast only the backbone runs in low precision: the heads run in fp32,
+        because bf16 scores (8 bits of mantissa) tie and blur the ranking SRCC measures.
+        """
         stages = self.features(x)
-        params = self.target_params(stages)
-        scores = self.run_target(self.target_input(stages), params)
+        with torch.autocast(x.device.type, enabled=False):
+            stages = [s.float() for s in stages]
+            params = self.target_params(stages)
+            scores = self.run_target(self.target_input(stages), params)
         return (scores, params) if return_params else scores
 
 
