@@ -256,3 +256,18 @@ def test_bf16_autocast_on_cpu(synthetic_root, tmp_path):
     result = fit(tiny(synthetic_root, tmp_path / "run", epochs=1, amp="bf16"), progress=False)
     assert np.isfinite(result.test_metrics["srcc"].item())
     assert "amp bfloat16" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_recipe_original_trains_on_raw_labels(synthetic_root, tmp_path):
+    out = tmp_path / "run"
+    cfg = resolve_train_config(None, {**TINY, "recipe": "original", "root": str(synthetic_root),
+                                      "out": str(out), "epochs": 1, "crops_per_image": 1,
+                                      "batch_size": 12, "eval_crops": 1, "val_crops": 1})
+    assert cfg.label_scale == "raw" and cfg.model.init == "original" and cfg.schedule == "original"
+    fit(cfg, progress=False)
+    best = torch.load(out / "best.pt", weights_only=True)
+    assert best["label_scale"] == "raw" and best["config"]["recipe"] == "original"
+    assert best["optimizer"]["param_groups"][1]["lr"] == pytest.approx(10 * cfg.lr)
+    assert "raw MOS labels" in (out / "train.log").read_text()
+    preds = pd.read_csv(out / "predictions.csv")
+    assert np.isfinite(preds["pred"]).all()
