@@ -52,31 +52,49 @@ def rmse(pred, mos) -> float:
 
 def logistic4(x, b1, b2, b3, b4):
     """VQEG 4-parameter logistic."""
-    return (b1 - b2) / (1 + np.exp(-(x - b3) / np.abs(b4))) + b2
+    with np.errstate(over="ignore"):
+        return (b1 - b2) / (1 + np.exp(-(x - b3) / np.abs(b4))) + b2
 
 
 def logistic5(x, b1, b2, b3, b4, b5):
     """VQEG 5-parameter logistic (Sheikh et al. 2006)."""
-    return b1 * (0.5 - 1 / (1 + np.exp(b2 * (x - b3)))) + b4 * x + b5
+    with np.errstate(over="ignore"):
+        return b1 * (0.5 - 1 / (1 + np.exp(b2 * (x - b3)))) + b4 * x + b5
 
 
 def fit_logistic(pred, mos, params: int = 5) -> Callable[[np.ndarray], np.ndarray]:
-    """Fit the logistic mapping predictions onto MOS; returns the fitted function."""
+    """Fit the logistic mapping predictions onto MOS; returns the fitted function.
+
+    The fit is non-convex, so it starts from several points (an S-curve spanning the
+    MOS range at a few slopes, and a near-linear one) and keeps the least-squares best;
+    a linear fit is the fallback when none converges.
+    """
     p, y = _arrays(pred, mos)
+    scale = np.std(p) + 1e-9
     if params == 4:
-        f, p0 = logistic4, [y.max(), y.min(), np.median(p), np.std(p) + 1e-6]
+        f = logistic4
+        starts = [[y.max(), y.min(), np.median(p), s * scale] for s in (0.25, 0.5, 1.0, 2.0)]
     elif params == 5:
-        f, p0 = logistic5, [np.ptp(y), 1 / (np.std(p) + 1e-6), np.mean(p), 0.0, np.mean(y)]
+        f = logistic5
+        starts = [[k * np.ptp(y), s / scale, np.mean(p), 0.0, np.mean(y)]
+                  for k in (1.0, 2.0) for s in (0.5, 1.0, 2.0, 4.0)]
+        starts.append([np.ptp(y), 1e-3 / scale, np.mean(p), 1.0, 0.0])
     else:
         raise ValueError(f"logistic fit takes 4 or 5 parameters, not {params}")
+    a, b = np.polyfit(p, y, 1)
+    best, best_sse = (lambda x: a * np.asarray(x, dtype=np.float64) + b), np.sum((a * p + b - y) ** 2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            coef, _ = optimize.curve_fit(f, p, y, p0=p0, maxfev=20000)
-        except RuntimeError:  # no convergence: fall back to the linear fit PLCC already is
-            a, b = np.polyfit(p, y, 1)
-            return lambda x: a * np.asarray(x, dtype=np.float64) + b
-    return lambda x: f(np.asarray(x, dtype=np.float64), *coef)
+        for p0 in starts:
+            try:
+                coef, _ = optimize.curve_fit(f, p, y, p0=p0, maxfev=20000)
+            except (RuntimeError, ValueError):
+                continue
+            sse = np.sum((f(p, *coef) - y) ** 2)
+            if np.isfinite(sse) and sse < best_sse:
+                best_sse = sse
+                best = (lambda c: (lambda x: f(np.asarray(x, dtype=np.float64), *c)))(coef)
+    return best
 
 
 def logistic_plcc(pred, mos, params: int = 5) -> float:

@@ -48,3 +48,13 @@ def test_paired_bootstrap_sees_a_real_difference(data):
     assert result["diff"] > 0 and result["significant"] and result["p_value"] < 0.05
     same = paired_bootstrap(pred, pred, mos, n_boot=100)
     assert same["diff"] == 0 and not same["significant"]
+
+
+def test_logistic_fit_finds_the_s_curve_not_a_straight_line():
+    """A saturating relation: the fitted logistic must beat the linear PLCC clearly."""
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(0, 1, 500)
+    mos = 4 / (1 + np.exp(-(pred - 0.5) * 12)) + rng.normal(0, 0.1, 500)
+    linear = stats.pearsonr(pred, mos)[0]
+    for params in (4, 5):
+        assert logistic_plcc(pred, mos, params) > linear + 0.02
