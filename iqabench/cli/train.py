@@ -139,8 +139,10 @@ def _print_metrics(result, cfg: TrainConfig) -> None:
     for col in ("dataset", "n", "SRCC", "PLCC", "SRCC 95% CI"):
         table.add_column(col)
     for row in result.test_metrics.to_dict("records"):
+        low, high = row.get("srcc_ci_low"), row.get("srcc_ci_high")
+        ci = "not computed (--bootstrap 0)" if low is None or low != low else f"{low:.3f}-{high:.3f}"
         table.add_row(str(row["dataset"]), str(row["n"]), f"{row['srcc']:.4f}",
-                      f"{row['plcc']:.4f}", f"{row['srcc_ci_low']:.3f}-{row['srcc_ci_high']:.3f}")
+                      f"{row['plcc']:.4f}", ci)
     console.print(table)
 
 
