@@ -12,12 +12,15 @@ WORK=${2:-runs/study}
 OUT=${OUT:-results/agiqa3k_study}
 EPOCHS=${EPOCHS:-1}
 ROUNDS=${ROUNDS:-3}
-EVAL_CROPS=${EVAL_CROPS:-4}
+EVAL_CROPS=${EVAL_CROPS:-1}   # 1 = the center crop; 25 = the 5x5 grid
+VAL_CROPS=${VAL_CROPS:-1}
+COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 export HF_HUB_OFFLINE=1
 mkdir -p "$WORK"
 [ -f "$WORK/lite0.pth" ] || iqabench weights convert-lite 0 "$WORK/lite0.pth"
 common=(--dataset agiqa3k --root "$ROOT" --backbone tf_efficientnet_lite0 --weights "$WORK/lite0.pth"
-        --epochs "$EPOCHS" --eval-crops "$EVAL_CROPS" --cache-dir "$WORK/cache" --seed 0 --quiet)
+        --epochs "$EPOCHS" --eval-crops "$EVAL_CROPS" --val-crops "$VAL_CROPS" --cache-dir "$WORK/cache" --seed 0 --quiet)
 for a in 0.1 0.5 1 2; do
   [ -f "$WORK/alpha_$a/test_metrics.csv" ] || \
     iqabench train "${common[@]}" --loss l1+rank --alpha "$a" --out "$WORK/alpha_$a" --force
@@ -40,9 +43,9 @@ iqabench compare "$WORK/baseline" "$WORK/rank" "$WORK/multiscale" "$WORK/both" \
 {
   echo "# Provenance"
   echo
-  echo "- command: \`EPOCHS=$EPOCHS ROUNDS=$ROUNDS EVAL_CROPS=$EVAL_CROPS bash benchmarks/agiqa3k_study.sh $ROOT $WORK\`"
+  echo "- command: \`EPOCHS=$EPOCHS ROUNDS=$ROUNDS EVAL_CROPS=$EVAL_CROPS VAL_CROPS=$VAL_CROPS bash benchmarks/agiqa3k_study.sh $ROOT $WORK\`"
   echo "- alpha chosen on validation SRCC (round 0): $ALPHA"
-  echo "- commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)"
+  echo "- commit: $COMMIT (at the start of the study)"
   echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; no GPU"
-  echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "- started: $STARTED; finished: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 } > "$OUT/PROVENANCE.md"
