@@ -1,0 +1,69 @@
+"""benchmarks/train_eval_speed.py on a few synthetic images: both sides run, the CSV holds
+positive rates with the reference as the unit of the ratios."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from iqabench.errors import IqabenchError
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_eval_speed.py"
+
+
+@pytest.fixture(scope="module")
+def speed():
+    spec = importlib.util.spec_from_file_location("train_eval_speed", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_speed_benchmark_writes_positive_rates(speed, tmp_path):
+    out = tmp_path / "speed"
+    argv = ["--dataset", "synthetic", "--images", "4", "--eval-images", "2", "--models", "test_resnet",
+            "--crop-size", "32", "--crops", "4", "--batch-size", "6", "--threads", "1", "--out", str(out)]
+    threads = torch.get_num_threads()
+    assert speed.main(argv) == out
+    assert torch.get_num_threads() == threads  # --threads is undone on return
+
+    with open(out / "speed.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == speed.COLUMNS
+        rows = list(reader)
+    assert [(r["phase"], r["side"]) for r in rows] == [
+        ("train", "reference"), ("train", "iqabench"), ("eval", "reference"), ("eval", "iqabench")]
+    for r in rows:
+        assert r["model"] == "test_resnet" and r["device"] == "cpu"
+        for column in ("seconds", "per_s", "patches_per_s", "per_s_with_decode", "ratio"):
+            assert float(r[column]) > 0, (column, r)
+    train_ref, train_ours, eval_ref, eval_ours = rows
+    # 4 images x 4 crops = 16 patches per epoch in batches of 6 (6, 6, 4) on both sides
+    assert train_ref["patches"] == train_ours["patches"] == "16"
+    assert train_ref["batch_size"] == train_ours["batch_size"] == "6"
+    assert eval_ref["patches"] == eval_ours["patches"] == "8" and eval_ref["batch_size"] == "1"
+    assert float(train_ref["ratio"]) == float(eval_ref["ratio"]) == 1.0
+    assert eval_ref["unit"] == "images/s"
+    assert float(eval_ours["patches_per_s"]) == pytest.approx(4 * float(eval_ours["per_s"]), rel=1e-2)
+    # iqabench decodes once, apart; the reference decodes inside its loader
+    assert float(train_ours["decode_s"]) > 0 and train_ref["decode_s"] == ""
+    assert float(train_ref["loader_wait_s"]) > 0
+    readme = (out / "README.md").read_text()
+    assert "python benchmarks/train_eval_speed.py --dataset synthetic" in readme
+    assert "| test_resnet | train (patches/s) |" in readme and "torch" in readme
+
+    with pytest.raises(IqabenchError, match="--force"):
+        speed.main(argv)
+
+
+def test_speed_benchmark_rejects_bad_flags(speed):
+    with pytest.raises(IqabenchError, match="square"):
+        speed.parse_args(["--crops", "5"])
+    with pytest.raises(IqabenchError, match="--eval-images"):
+        speed.parse_args(["--eval-images", "0"])
