@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Backbone comparison profiles (issue 6, item 2): ResNet-50, Swin-T, ConvNeXt-T,
+# EfficientNetV2-S and EfficientNet-Lite0 under Hyper-IQA, fp32 and bf16, batch 1 and 64.
+# Usage: bash benchmarks/profile_backbones.sh cpu|cuda [OUT_DIR]
+set -euo pipefail
+DEVICE=${1:-cpu}
+OUT=${2:-results/profile/$DEVICE}
+export HF_HUB_OFFLINE=1
+BACKBONES=(--backbone resnet50 --backbone swin_tiny_patch4_window7_224 --backbone convnext_tiny
+           --backbone efficientnetv2_s --backbone tf_efficientnet_lite0)
+for dtype in fp32 bf16; do
+  # batch 1: both hyper inputs; batch 64: the original hyper input (cost differs little)
+  iqabench profile "${BACKBONES[@]}" --hyper-input last --hyper-input multiscale \
+      --device "$DEVICE" --dtype "$dtype" --batch-size 1 --out "$OUT/${dtype}_batch1" --force
+  iqabench profile "${BACKBONES[@]}" --hyper-input last \
+      --device "$DEVICE" --dtype "$dtype" --batch-size 64 --out "$OUT/${dtype}_batch64" --force
+done
