@@ -67,7 +67,8 @@ from iqabench.errors import IqabenchError  # noqa: E402
 from iqabench.evaluation import predict, resolve_amp, resolve_device  # noqa: E402
 from iqabench.losses import IQALoss  # noqa: E402
 from iqabench.models.hyperiqa import HyperIQA  # noqa: E402
-from iqabench.training import build_optimizer, build_scheduler, build_train_model, train_one_epoch  # noqa: E402
+from iqabench.training import (backend_flags, build_optimizer, build_scheduler,  # noqa: E402
+                               build_train_model, train_one_epoch)
 
 DEFAULT_MODELS = ("resnet50", "tf_efficientnet_lite0")
 #: Files whose uncommitted changes would make the numbers not those of the commit.
@@ -150,27 +151,10 @@ def original_test(model: HyperIQA, loader: Iterable, device: torch.device, crops
 
 # ------------------------------------------------------------------- iqabench side
 
-@contextlib.contextmanager
 def iqabench_runtime(device: torch.device):
-    """The global switches ``training.fit_round`` sets for a run (deterministic kernels on
-    CPU; cuDNN autotuning and TF32 on CUDA), restored afterwards so the reference runs
-    with torch's defaults, as the original did."""
-    saved = (torch.are_deterministic_algorithms_enabled(),
-             torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
-             torch.backends.cudnn.allow_tf32)
-    try:
-        if device.type == "cpu":
-            torch.use_deterministic_algorithms(True, warn_only=True)
-        else:
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-        yield
-    finally:
-        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
-        (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
-         torch.backends.cudnn.allow_tf32) = saved[2:]
+    """The global switches ``training.fit_round`` sets for a run, restored afterwards so
+    the reference runs with torch's defaults, as the original did."""
+    return backend_flags(device)
 
 
 class Waited:

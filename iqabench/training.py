@@ -53,6 +53,7 @@ writes files while the others wait. ``batch_size`` is per process.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -273,18 +274,13 @@ def fit_round(cfg: TrainConfig, round_: int, run_dir: Path, ctx: DistContext = D
         resume, force = False, True  # killed before its first checkpoint: start over
     _prepare_folder(run_dir, ctx, resume=resume, force=force)
     handler, old_level = _log_to_file(run_dir / "train.log") if ctx.main else (None, None)
-    deterministic = torch.are_deterministic_algorithms_enabled()
+    restore_backends: Callable[[], None] = lambda: None
     try:
         device = resolve_device(cfg.device)
         if device.type == "cuda" and ctx.active:
             device = torch.device("cuda", ctx.local_rank)
         amp_dtype = resolve_amp(cfg.amp, device)
-        if device.type == "cpu":
-            torch.use_deterministic_algorithms(True, warn_only=True)
-        else:
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        restore_backends = set_backend_flags(device)
         seed = cfg.seed + round_
         seed_everything(seed)
 
@@ -445,7 +441,42 @@ def fit_round(cfg: TrainConfig, round_: int, run_dir: Path, ctx: DistContext = D
             logger.removeHandler(handler)
             logger.setLevel(old_level)
             handler.close()
-        torch.use_deterministic_algorithms(deterministic)
+        restore_backends()
+
+
+@contextlib.contextmanager
+def backend_flags(device: torch.device):
+    """:func:`set_backend_flags` for the duration of a ``with`` block."""
+    restore = set_backend_flags(device)
+    try:
+        yield
+    finally:
+        restore()
+
+
+def set_backend_flags(device: torch.device) -> Callable[[], None]:
+    """Set torch's global switches for a run; returns the function that restores them.
+
+    CPU: deterministic kernels (so a resumed run reproduces an uninterrupted one).
+    CUDA: cuDNN autotuning and TF32 matmuls (speed; fixed crop shapes make autotuning pay).
+    """
+    saved = (torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
+             torch.backends.cudnn.allow_tf32)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    def restore() -> None:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
+         torch.backends.cudnn.allow_tf32) = saved[2:]
+
+    return restore
 
 
 def train_one_epoch(model: nn.Module, criterion: IQALoss, optimizer: torch.optim.Optimizer,
