@@ -201,11 +201,12 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.is_dir():
         raise IqabenchError(f"run folder {path} does not exist")
-    if (path / "config.yaml").is_file():
-        return Run(path=path, rounds=[load_round(path)])
+    # A multi-round run keeps its resolved config.yaml beside round_XX/: the rounds win.
     round_dirs = sorted((p for p in path.iterdir() if p.is_dir() and _ROUND_DIR.match(p.name)),
                         key=lambda p: int(_ROUND_DIR.match(p.name).group(1)))
     round_dirs = [p for p in round_dirs if (p / "config.yaml").is_file()]
+    if not round_dirs and (path / "config.yaml").is_file():
+        return Run(path=path, rounds=[load_round(path)])
     if not round_dirs:
         raise IqabenchError(f"{path} is not a run folder: no config.yaml and no round_XX/ inside")
     rounds = [load_round(p, int(_ROUND_DIR.match(p.name).group(1))) for p in round_dirs]

@@ -70,7 +70,9 @@ def write_round(folder: Path, images: pd.DataFrame, pred: np.ndarray, *,
 
 def write_multi_round(folder: Path, rounds: list[tuple[pd.DataFrame, np.ndarray]],
                       **kwargs) -> Path:
-    """``folder/round_XX/`` per (images, predictions) pair."""
+    """``folder/round_XX/`` per (images, predictions) pair, and the resolved config.yaml
+    beside them, as ``iqabench train --rounds N`` writes it."""
     for k, (images, pred) in enumerate(rounds):
         write_round(folder / f"round_{k:02d}", images, pred, round_=k, **kwargs)
+    (folder / "config.yaml").write_text((folder / "round_00" / "config.yaml").read_text())
     return folder
