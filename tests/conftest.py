@@ -26,3 +26,14 @@ def _few_threads():
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a shared 2-core machine two threads wait on each other."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -20,12 +20,8 @@ REQUIRED_COLUMNS = ["backbone", "hyper_input", "params_m", "gmacs", "gflops", "m
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two threads wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Profiling tests time forwards: one torch thread (see conftest)."""
 
 
 def test_resnet50_params_and_gmacs_match_the_original():

@@ -20,12 +20,8 @@ SMALL = ["profile", "--backbone", "test_resnet", "--backbone", "test_convnext",
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two threads wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Profiling tests time forwards: one torch thread (see conftest)."""
 
 
 def test_profile_writes_csv_and_markdown(tmp_path):
