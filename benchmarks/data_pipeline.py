@@ -32,7 +32,6 @@ import datetime as dt
 import os
 import platform
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,6 +51,8 @@ from iqabench.data import load_dataset  # noqa: E402
 from iqabench.data.cache import ImageCache  # noqa: E402
 from iqabench.data.loader import TrainBatches  # noqa: E402
 from iqabench.data.table import DatasetTable  # noqa: E402
+from iqabench.provenance import cpu_model  # noqa: E402
+from iqabench.provenance import git_commit as provenance_commit  # noqa: E402
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 ORIGINAL_EPOCHS = 16
@@ -144,29 +145,15 @@ def time_normalised_epoch(batches: TrainBatches, epoch: int) -> float:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count()
-    return {"cpu": cpu, "cores": cores}
+    return {"cpu": cpu_model(), "cores": cores}
 
 
 def git_commit() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", *PIPELINE_FILES], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
-        return commit + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    return provenance_commit(PIPELINE_FILES, cwd=REPO)
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ import platform
 import re
 import resource
 import statistics
-import subprocess
 import time
 import warnings
 from collections import Counter
@@ -43,6 +42,7 @@ from torch import nn
 from iqabench.errors import IqabenchError
 from iqabench.models.backbone import create_features_model
 from iqabench.models.hyperiqa import build_model
+from iqabench.provenance import cpu_model, git_commit
 
 log = logging.getLogger(__name__)
 
@@ -325,15 +325,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
 
 
 def _check_args(backbones: Sequence[str], hyper_inputs: Sequence[str], dtype: str,
@@ -495,17 +487,6 @@ def write_csv(rows: Sequence[ProfileRow], path: str | Path) -> Path:
     return path
 
 
-def git_commit() -> str | None:
-    """The commit of the iqabench sources being profiled (``-dirty`` if edited), if any."""
-    try:
-        result = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"],
-                                cwd=Path(__file__).parent, capture_output=True, text=True,
-                                timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return (result.stdout.strip() or None) if result.returncode == 0 else None
-
-
 def machine_description(rows: Sequence[ProfileRow] = ()) -> str:
     names = sorted({f"{r.device_name} ({r.device})" for r in rows})
     cpu = device_name(torch.device("cpu"))
@@ -574,7 +555,7 @@ def write_markdown(rows: Sequence[ProfileRow], path: str | Path,
         "",
         f"- command: `{command}`" if command else "- command: (called from Python)",
         f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
-        f"- git commit: {git_commit() or 'unavailable'}",
+        f"- git commit: {git_commit()}",
         f"- machine: {machine_description(rows)}",
         "",
         frame.to_markdown(index=False, disable_numparse=True),

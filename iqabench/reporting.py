@@ -24,6 +24,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 from iqabench import metrics as iqa_metrics  # noqa: E402
 from iqabench.errors import IqabenchError  # noqa: E402
+from iqabench.provenance import git_commit  # noqa: E402
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -731,24 +732,12 @@ def write_plots(comp: Comparison, out: Path, pca_limit: int = 200, seed: int = 0
 # --------------------------------------------------------------------------- report
 
 
-def _commit() -> str:
-    """The git commit iqabench runs from, or "unknown" outside a checkout."""
-    import subprocess
-
-    try:
-        done = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
-                              capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return done.stdout.strip() if done.returncode == 0 else "unknown"
-
-
 def write_report(comp: Comparison, out: Path) -> Path:
     """``report.md``: how it was made, the runs, every table, every plot, and the notes."""
     from datetime import datetime, timezone
 
     made = [f"- command: `{comp.command}`"] if comp.command else []
-    made += [f"- iqabench commit: {_commit()}",
+    made += [f"- iqabench commit: {git_commit()}",
              f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}"]
     lines = ["# iqabench compare report", "", *made, "", "## Runs", "",
              "| label | folder | rounds | trained on | epochs |", "|---|---|---|---|---|"]

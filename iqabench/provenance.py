@@ -1,0 +1,40 @@
+"""Where a result came from: the git commit and the machine.
+
+Every file iqabench or a benchmark writes under ``results/`` records these, so each
+number can be traced to the code and hardware that produced it.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+_SOURCES = Path(__file__).resolve().parent
+
+
+def git_commit(paths: Sequence[str] | None = None, cwd: Path = _SOURCES) -> str:
+    """Full commit hash of the checkout at ``cwd``, with " (with uncommitted changes)"
+    when ``paths`` (default: anything) are edited; "unknown" outside a checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *(paths or ())], cwd=cwd,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
