@@ -18,7 +18,9 @@ on the same machine, with the same number of patches and the same batch size.
   ``--recipe original`` optimiser (``build_optimizer``/``build_scheduler``) and loss,
   channels_last, uint8 in and normalised inside the model; evaluation with
   ``evaluation.predict``: a deterministic 5x5 crop grid, crops batched across images,
-  ``torch.inference_mode``. AMP bf16 on CUDA (``--amp auto``), fp32 on CPU.
+  ``torch.inference_mode``. AMP bf16 on CUDA (``--amp auto``), fp32 on CPU; with
+  ``--compile-eval`` the model first goes through ``evaluation.compile_for_inference``
+  (as ``iqabench eval --compile``), its one-off compile time reported apart like decoding.
 
 Training throughput is patches over whole epochs' wall time (loader included); the
 epochs of the two sides alternate (ABBA) so both see the same machine load.
@@ -64,7 +66,7 @@ from iqabench.data.cache import ImageCache  # noqa: E402
 from iqabench.data.loader import TrainBatches  # noqa: E402
 from iqabench.data.table import DatasetTable  # noqa: E402
 from iqabench.errors import IqabenchError  # noqa: E402
-from iqabench.evaluation import predict, resolve_amp, resolve_device  # noqa: E402
+from iqabench.evaluation import compile_for_inference, predict, resolve_amp, resolve_device  # noqa: E402
 from iqabench.losses import IQALoss  # noqa: E402
 from iqabench.models.hyperiqa import HyperIQA  # noqa: E402
 from iqabench.training import (backend_flags, build_optimizer, build_scheduler,  # noqa: E402
@@ -78,8 +80,8 @@ SPEED_FILES = ("benchmarks/train_eval_speed.py", "benchmarks/data_pipeline.py", 
                "iqabench/losses.py", "iqabench/config.py")
 COLUMNS = ("model", "phase", "side", "device", "dtype", "memory_format", "batch_size", "images",
            "crops_per_image", "patches", "passes", "seconds", "loader_wait_s", "decode_s",
-           "decode_in_rate", "per_s", "unit", "patches_per_s", "per_s_with_decode", "ratio",
-           "ratio_with_decode", "peak_mem_mb", "how")
+           "decode_in_rate", "compile_s", "per_s", "unit", "patches_per_s", "per_s_with_setup",
+           "ratio", "ratio_with_setup", "peak_mem_mb", "how")
 
 
 # ----------------------------------------------------------------- the reference
@@ -264,6 +266,7 @@ class Phase:
     decode_s: float  # iqabench's one-time decode (the reference decodes inside its loader)
     batch: dict[str, int]
     how: dict[str, str]
+    compile_s: float = 0.0  # iqabench's one-time compile (--compile-eval), timed apart
     timings: dict[str, Timings] = field(default_factory=lambda: {"reference": Timings(),
                                                                   "iqabench": Timings()})
 
@@ -354,17 +357,28 @@ def bench_model(backbone: str, table: DatasetTable, train_names: list[str], eval
     eval_decode_s = time.perf_counter() - started
     ref_test = original_loader(eval_paths, eval_mos, k, crop, False, mean, std, 1, args.ref_workers)
     warm_up(reference, [1], crop, device, train=False, uint8=False, channels_last=False, amp_dtype=None)
+    compile_s = 0.0
     with iqabench_runtime(device):
+        if args.compile_eval:  # compiled once for the full batch; predict pads the last one
+            started = time.perf_counter()
+            model = compile_for_inference(model)
+            warm_up(model, [cfg.eval_batch_size], crop, device, train=False, uint8=True,
+                    channels_last=True, amp_dtype=amp_dtype)
+            compile_s = time.perf_counter() - started
+            print(f"[{backbone}] eval iqabench compiled in {compile_s:.1f} s", flush=True)
         warm_up(model, batch_sizes(len(eval_names) * k, cfg.eval_batch_size, False, device), crop,
                 device, train=False, uint8=True, channels_last=True, amp_dtype=amp_dtype)
     grad = "autograd on, as the original test()" if args.ref_eval_autograd else "torch.no_grad"
     evaluation = Phase("eval", len(eval_names), "images/s", len(eval_names), len(eval_names) * k,
                        eval_decode_s, batch={"reference": 1, "iqabench": cfg.eval_batch_size},
+                       compile_s=compile_s,
                        how={"reference": f"original: PIL decode + RandomCrop + ToTensor + Normalize per crop, "
                                          f"DataLoader(batch 1, workers {args.ref_workers}), NCHW fp32, "
                                          f"random crops, a forward and .item() per crop, {grad}",
                             "iqabench": f"ImageCache + evaluation.predict ({cfg.eval_crop_mode} of {k}, "
-                                        "crops batched across images), inference_mode, channels_last, uint8 in"})
+                                        "crops batched across images), inference_mode, channels_last, uint8 in"
+                                        + (", compile_for_inference (TorchInductor, frozen weights)"
+                                           if args.compile_eval else "")})
 
     def ref_pass(i: int) -> None:
         loader = Waited(ref_test)
@@ -431,11 +445,12 @@ def rows_for(backbone: str, cfg: TrainConfig, device: torch.device, phases: list
             seconds = float(sum(t.seconds))
             rate = phase.rate(side)
             if side == "reference":
-                decode, with_decode = float("nan"), rate
+                decode, compiled, with_setup = float("nan"), float("nan"), rate
                 decode_in = "yes: every patch/crop, inside seconds (loader_wait_s)"
             else:
-                decode, with_decode = phase.decode_s, phase.per_pass * len(t.seconds) / (seconds + phase.decode_s)
-                decode_in = "no: one-time decode_s; per_s_with_decode includes it"
+                decode, compiled = phase.decode_s, phase.compile_s
+                with_setup = phase.per_pass * len(t.seconds) / (seconds + decode + compiled)
+                decode_in = "no: one-time decode_s; per_s_with_setup includes it"
             waits = [w for w in t.wait_s if math.isfinite(w)]
             rows.append({
                 "model": backbone, "phase": phase.name, "side": side, "device": str(device),
@@ -445,10 +460,11 @@ def rows_for(backbone: str, cfg: TrainConfig, device: torch.device, phases: list
                 "crops_per_image": cfg.crops_per_image, "patches": phase.patches,
                 "passes": len(t.seconds), "seconds": round(seconds, 3),
                 "loader_wait_s": _r(sum(waits)) if waits else "", "decode_s": _r(decode),
-                "decode_in_rate": decode_in, "per_s": _r(rate), "unit": phase.unit,
+                "decode_in_rate": decode_in, "compile_s": _r(compiled), "per_s": _r(rate),
+                "unit": phase.unit,
                 "patches_per_s": _r(rate * phase.patches / phase.per_pass),
-                "per_s_with_decode": _r(with_decode), "ratio": _r(rate / base),
-                "ratio_with_decode": _r(with_decode / base), "peak_mem_mb": _r(t.peak_mb, 0),
+                "per_s_with_setup": _r(with_setup), "ratio": _r(rate / base),
+                "ratio_with_setup": _r(with_setup / base), "peak_mem_mb": _r(t.peak_mb, 0),
                 "how": phase.how[side],
             })
     return rows
@@ -479,14 +495,14 @@ def write_readme(path: Path, rows: list[dict], meta: dict, args) -> None:
         f"epoch per side, batch {args.batch_size}), {meta['eval_images']} for evaluation "
         f"({args.crops} crops each), {args.crop_size} px crops, device `{meta['device']}`.",
         "",
-        "| model | phase | reference | iqabench | x reference | iqabench incl. decode | x incl. decode |",
+        "| model | phase | reference | iqabench | x reference | iqabench incl. one-off costs | x incl. one-off costs |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for m in models:
         for phase in ("train", "eval"):
             ref, ours = by[(m, phase, "reference")], by[(m, phase, "iqabench")]
             lines.append(f"| {m} | {phase} ({ours['unit']}) | {ref['per_s']} | {ours['per_s']} | "
-                         f"{ours['ratio']} | {ours['per_s_with_decode']} | {ours['ratio_with_decode']} |")
+                         f"{ours['ratio']} | {ours['per_s_with_setup']} | {ours['ratio_with_setup']} |")
     # The benchmark itself keeps about `threads` cores busy; load beyond that is other jobs.
     cores, busiest = meta["cores"], max(meta["loads"])
     others = busiest - meta.get("threads", torch.get_num_threads())
@@ -504,12 +520,12 @@ def write_readme(path: Path, rows: list[dict], meta: dict, args) -> None:
         "",
         "## Details",
         "",
-        "| model | phase | side | passes | seconds | loader wait s | decode s | per s | patches/s | dtype | batch |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| model | phase | side | passes | seconds | loader wait s | decode s | compile s | per s | patches/s | dtype | batch |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
         lines.append(f"| {r['model']} | {r['phase']} | {r['side']} | {r['passes']} | {r['seconds']} | "
-                     f"{r['loader_wait_s']} | {r['decode_s']} | {r['per_s']} | {r['patches_per_s']} | "
+                     f"{r['loader_wait_s']} | {r['decode_s']} | {r['compile_s']} | {r['per_s']} | {r['patches_per_s']} | "
                      f"{r['dtype']} {r['memory_format']} | {r['batch_size']} |")
     lines += [
         "",
@@ -524,7 +540,9 @@ def write_readme(path: Path, rows: list[dict], meta: dict, args) -> None:
            else " on a batch of 2 (allocator and oneDNN set-up)."),
         f"- Decoding: the reference decodes the JPEG for every patch and every test crop ({args.crops} "
         "times per image per epoch or pass), inside its loader time. iqabench decodes each image once "
-        "(`decode s`, not in `seconds`); `incl. decode` adds it to the measured passes once.",
+        "(`decode s`, not in `seconds`); `incl. one-off costs` adds it, and the compile time "
+        "(`compile s`, with `--compile-eval`: TorchInductor with frozen weights, compiled once before "
+        "the timed passes), to the measured passes once.",
         f"- Evaluation rate: images over the wall time of whole passes of {args.crops} crops per image. The "
         "reference runs the original test loop (batch 1, random crops, a forward and `.item()` per "
         "crop, "
@@ -585,6 +603,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--amp", default="auto", choices=["auto", "none", "bf16", "fp16"],
                         help="iqabench side only (auto: bf16 on CUDA, none on CPU)")
+    parser.add_argument("--compile-eval", action="store_true",
+                        help="iqabench evaluation through compile_for_inference (iqabench eval --compile)")
     parser.add_argument("--ref-workers", type=int, default=0,
                         help="DataLoader workers of the reference (original: 0)")
     parser.add_argument("--ref-eval-autograd", action="store_true",

@@ -167,6 +167,7 @@ class EvalConfig:
     device: DeviceName = "auto"
     amp: AmpMode = "auto"
     channels_last: bool = True
+    compile: bool = False  # TorchInductor with frozen weights (evaluation.compile_for_inference)
     out: str | None = None  # folder for predictions.csv and metrics.csv
 
     def __post_init__(self) -> None:

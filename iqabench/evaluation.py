@@ -8,12 +8,18 @@ Test-time crops are batched *across* images (a batch of 32 crops may hold the la
 crops of one image and the first of the next), cut from decoded uint8 pixels held in
 memory, moved to the device as uint8 and normalised there, and run under
 ``torch.inference_mode`` (AMP on CUDA). Scores of an image's crops are averaged.
+
+``iqabench eval --compile`` runs the model through :func:`compile_for_inference`
+(TorchInductor with frozen weights: BatchNorm folded into convolutions, weights
+pre-packed for oneDNN), the largest single speed-up on CPU; the last batch is padded
+to full size so one compiled graph serves the whole pass.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import zlib
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -62,6 +68,26 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+def compile_for_inference(model: torch.nn.Module) -> torch.nn.Module:
+    """The eval-mode model compiled by TorchInductor with its weights frozen as constants.
+
+    Only for scoring a fixed checkpoint: freezing bakes the current weights into the
+    graph, so a model that is still training must not go through here. Compilation
+    happens on the first call (tens of seconds for ResNet-50 on a small CPU) and needs a
+    C++ compiler on CPU.
+    """
+    device = next(model.parameters()).device
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        raise IqabenchError("--compile on CPU needs a C++ compiler (g++ or clang++) on PATH; "
+                            "install one or drop --compile")
+    model.eval()
+    return torch.compile(model, dynamic=False, options={"freezing": True})
+
+
+def is_compiled(model: torch.nn.Module) -> bool:
+    return hasattr(model, "_orig_mod")
 
 
 # --------------------------------------------------------------------- checkpoints
@@ -139,7 +165,9 @@ def predict(model: torch.nn.Module, cache, names: Sequence[str], crop_mode: str 
     flattened generated target-network weights per image (for the PCA plot).
 
     Crops of consecutive images share batches of ``batch_size`` crops; ``full`` runs
-    one whole image per forward pass (sizes differ).
+    one whole image per forward pass (sizes differ). A compiled model
+    (:func:`compile_for_inference`) gets its last batch padded to ``batch_size`` by
+    repeating its last crop, and the padding's scores are dropped.
     """
     from iqabench.data.transforms import eval_crops
 
@@ -150,14 +178,19 @@ def predict(model: torch.nn.Module, cache, names: Sequence[str], crop_mode: str 
     scores: list[torch.Tensor] = []
     params: list[torch.Tensor] = []
 
+    pad = is_compiled(model) and crop_mode != "full"
+
     def run(batch: torch.Tensor) -> None:
+        n = batch.shape[0]
+        if pad and n < batch_size:
+            batch = torch.cat([batch, batch[-1:].expand(batch_size - n, *batch.shape[1:])])
         x = batch.to(device, non_blocking=True).contiguous(memory_format=fmt)
         with autocast(device, amp_dtype):
             out = model(x, return_params=return_params)
         if return_params:
             out, p = out
-            params.append(flatten_target_params(p).float().cpu())
-        scores.append(out.float().cpu())
+            params.append(flatten_target_params(p)[:n].float().cpu())
+        scores.append(out[:n].float().cpu())
 
     pending: list[torch.Tensor] = []
     n_pending = 0
@@ -299,6 +332,8 @@ def evaluate_checkpoint(cfg: EvalConfig, progress: bool = False) -> EvalResult:
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        model = compile_for_inference(model)
     trained = ckpt.get("config") or {}
     settings = ScoreSettings(
         crop_mode=cfg.crop_mode or trained.get("eval_crop_mode", "grid"),

@@ -108,3 +108,51 @@ def test_not_a_checkpoint(tmp_path):
         read_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(IqabenchError, match="not found"):
         read_checkpoint(tmp_path / "missing.pt")
+
+
+class RecordingCompiled(torch.nn.Module):
+    """Stands in for a compiled module (it has ``_orig_mod``) and records batch sizes."""
+
+    def __init__(self, model):
+        super().__init__()
+        self._orig_mod = model
+        self.sizes: list[int] = []
+
+    def forward(self, x, return_params=False):
+        self.sizes.append(x.shape[0])
+        return self._orig_mod(x, return_params=return_params)
+
+
+def test_compiled_model_gets_full_batches_and_padding_is_dropped(model, images):
+    names = sorted(images)
+    expected = one_by_one(model, images, names, 4)  # 20 crops
+    wrapped = RecordingCompiled(model)
+    got, params = predict(wrapped, images, names, "grid", 4, SIZE, batch_size=8,
+                          channels_last=False, return_params=True)
+    assert wrapped.sizes == [8, 8, 8]  # 20 crops: the last batch of 4 is padded to 8
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    _, eager_params = predict(model, images, names, "grid", 4, SIZE, batch_size=8,
+                              channels_last=False, return_params=True)
+    np.testing.assert_allclose(params, eager_params, atol=1e-5)
+
+
+def test_compile_for_inference_scores_like_eager(model, images):
+    import shutil
+
+    from iqabench.evaluation import compile_for_inference
+
+    if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        pytest.skip("no C++ compiler for TorchInductor on CPU")
+    names = sorted(images)
+    eager = predict(model, images, names, "grid", 4, SIZE, batch_size=8)
+    compiled = compile_for_inference(model)
+    got = predict(compiled, images, names, "grid", 4, SIZE, batch_size=8)
+    np.testing.assert_allclose(got, eager, atol=1e-4)
+
+
+def test_compile_without_a_compiler_is_one_clear_error(model, monkeypatch):
+    from iqabench import evaluation
+
+    monkeypatch.setattr(evaluation.shutil, "which", lambda name: None)
+    with pytest.raises(IqabenchError, match="C\\+\\+ compiler"):
+        evaluation.compile_for_inference(model)

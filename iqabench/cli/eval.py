@@ -28,6 +28,7 @@ def evaluate(
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="Device.")] = "auto",
     amp: Annotated[Literal["auto", "none", "bf16", "fp16"], typer.Option(help="Mixed precision; auto = bf16 on CUDA, none on CPU.")] = "auto",
     channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="NHWC memory layout.")] = True,
+    compile: Annotated[bool, typer.Option("--compile", help="Compile the model with TorchInductor, weights frozen (BatchNorm folded): faster scoring after a one-off compile; needs a C++ compiler on CPU.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Folder for predictions.csv and metrics.csv.")] = None,
 ) -> None:
     """Score a checkpoint: per-image predictions, SRCC/PLCC/KRCC/RMSE, bootstrap 95% CIs.
@@ -41,7 +42,7 @@ def evaluate(
         checkpoint=str(checkpoint), dataset=dataset, root=str(root) if root else None,
         split=str(split) if split else None, subset=subset, crop_mode=crop_mode, n_crops=n_crops,
         batch_size=batch_size, logistic=logistic, n_boot=bootstrap, limit=limit, device=device,
-        amp=amp, channels_last=channels_last, out=str(out) if out else None)
+        amp=amp, channels_last=channels_last, compile=compile, out=str(out) if out else None)
     result = evaluate_checkpoint(cfg, progress=sys.stderr.isatty())
     m = result.metrics
     table = Table(title=f"{checkpoint} on {m['dataset']} ({m['n']} images)")
