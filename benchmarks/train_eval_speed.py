@@ -362,12 +362,16 @@ def bench_model(backbone: str, table: DatasetTable, train_names: list[str], eval
         if args.compile_eval:  # compiled once for the full batch; predict pads the last one
             started = time.perf_counter()
             model = compile_for_inference(model)
-            warm_up(model, [cfg.eval_batch_size], crop, device, train=False, uint8=True,
-                    channels_last=True, amp_dtype=amp_dtype)
+            # through predict itself: its inference-mode uint8 batches are what the graph is
+            # specialised on (a tensor made outside inference mode would compile another)
+            predict(model, eval_cache, eval_names[:1], cfg.eval_crop_mode, k, crop,
+                    cfg.eval_batch_size, device=device, amp_dtype=amp_dtype, channels_last=True)
+            sync(device)
             compile_s = time.perf_counter() - started
             print(f"[{backbone}] eval iqabench compiled in {compile_s:.1f} s", flush=True)
-        warm_up(model, batch_sizes(len(eval_names) * k, cfg.eval_batch_size, False, device), crop,
-                device, train=False, uint8=True, channels_last=True, amp_dtype=amp_dtype)
+        else:
+            warm_up(model, batch_sizes(len(eval_names) * k, cfg.eval_batch_size, False, device),
+                    crop, device, train=False, uint8=True, channels_last=True, amp_dtype=amp_dtype)
     grad = "autograd on, as the original test()" if args.ref_eval_autograd else "torch.no_grad"
     evaluation = Phase("eval", len(eval_names), "images/s", len(eval_names), len(eval_names) * k,
                        eval_decode_s, batch={"reference": 1, "iqabench": cfg.eval_batch_size},
