@@ -53,6 +53,22 @@ def test_eval_reproduces_the_training_test_numbers(run, tmp_path):
     assert f"{trained['srcc']:.4f}" in result.output
 
 
+def test_eval_compile_gives_the_training_test_numbers(run, tmp_path):
+    import shutil
+
+    if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        pytest.skip("no C++ compiler for TorchInductor on CPU")
+    root, out = run
+    result = runner.invoke(app, ["eval", "--checkpoint", str(out / "best.pt"), "--dataset",
+                                 "synthetic", "--root", str(root), "--split", str(out),
+                                 "--bootstrap", "0", "--compile", "--out", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.output
+    preds = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    train_preds = pd.read_csv(out / "predictions.csv")
+    assert list(preds["name"]) == list(train_preds["name"])
+    assert (preds["pred"] - train_preds["pred"]).abs().max() < 1e-3  # MOS units, 0-100 scale
+
+
 def test_eval_whole_dataset_and_other_crops(run, tmp_path):
     root, out = run
     result = runner.invoke(app, ["eval", "--checkpoint", str(out / "best.pt"), "--dataset",

@@ -1,0 +1,146 @@
+"""What faster scoring costs in quality: one trained checkpoint scored on its test split in
+fp32, with bf16 autocast, and with bf16 autocast through ``compile_for_inference``
+(``iqabench eval --amp bf16 --compile``).
+
+Same checkpoint, same images, same crops; only the arithmetic differs. The table gives
+each mode's SRCC/PLCC, the largest change of any image's predicted score against fp32
+(MOS units), the SRCC between the fp32 and the faster mode's predictions, and the
+scoring wall time (compilation apart).
+
+    python benchmarks/eval_precision.py --checkpoint runs/study/baseline/round_00/best.pt \
+        --dataset agiqa3k --root ../shared/data/agiqa3k --out results/agiqa3k_study/precision
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from iqabench.data import load_dataset  # noqa: E402
+from iqabench.data.cache import ImageCache  # noqa: E402
+from iqabench.data.splits import check_split, read_split  # noqa: E402
+from iqabench.errors import IqabenchError  # noqa: E402
+from iqabench.evaluation import (ScoreSettings, compile_for_inference, load_checkpoint,  # noqa: E402
+                                 score_images)
+from iqabench.provenance import cpu_model, git_commit  # noqa: E402
+
+MODES = {  # name -> (autocast dtype, compiled)
+    "fp32": (None, False),
+    "bf16": (torch.bfloat16, False),
+    "bf16+compile": (torch.bfloat16, True),
+}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a run round's best.pt")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--root", type=Path, default=None)
+    parser.add_argument("--split", type=Path, default=None,
+                        help="split.csv (default: the one beside the checkpoint)")
+    parser.add_argument("--n-crops", type=int, default=25, help="test crops per image (5x5 grid)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--force", action="store_true", help="replace an existing precision.csv")
+    args = parser.parse_args(argv)
+    if args.split is None:
+        args.split = args.checkpoint.parent / "split.csv"
+    for path in (args.checkpoint, args.split):
+        if not path.is_file():
+            raise IqabenchError(f"{path}: no such file")
+    if args.n_crops < 1 or args.batch_size < 1:
+        raise IqabenchError("--n-crops and --batch-size must be at least 1")
+    if (args.out / "precision.csv").exists() and not args.force:
+        raise IqabenchError(f"{args.out / 'precision.csv'} exists; pass --force to replace it")
+    if args.modes[0] != "fp32":
+        raise IqabenchError("--modes must start with fp32, the reference of the differences")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    args = parse_args(argv)
+    model, ckpt = load_checkpoint(args.checkpoint)
+    model.to(memory_format=torch.channels_last).eval()
+    table = load_dataset(args.dataset, str(args.root) if args.root else None)
+    split = read_split(args.split)
+    check_split(split, sorted(table.frame["name"].astype(str)), source=str(args.split))
+    names = list(split.subset("test"))
+    cache = ImageCache.build(table, names=names, min_size=model.config.input_size)
+    trained = ckpt.get("config") or {}
+    rows, reference = [], None
+    for mode in args.modes:
+        dtype, compiled = MODES[mode]
+        scorer = copy.deepcopy(model)
+        compile_s = 0.0
+        if compiled:
+            started = time.perf_counter()
+            scorer = compile_for_inference(scorer)
+            with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                scorer(torch.zeros(args.batch_size, 3, model.config.input_size, model.config.input_size,
+                                   dtype=torch.uint8).contiguous(memory_format=torch.channels_last))
+            compile_s = time.perf_counter() - started
+        settings = ScoreSettings(crop_mode="grid", n_crops=args.n_crops,
+                                 crop_size=model.config.input_size, batch_size=args.batch_size,
+                                 amp_dtype=dtype,
+                                 label_scale=ckpt.get("label_scale", trained.get("label_scale", "unit")),
+                                 label_range=tuple(ckpt.get("label_range", (0.0, 1.0))))
+        started = time.perf_counter()
+        frame, metrics = score_images(scorer, table, names, cache, settings, n_boot=0)
+        seconds = time.perf_counter() - started
+        pred = frame["pred"].to_numpy()
+        reference = pred if reference is None else reference
+        rows.append({
+            "mode": mode, "n": metrics["n"], "crops_per_image": args.n_crops,
+            "srcc": round(metrics["srcc"], 4), "plcc": round(metrics["plcc"], 4),
+            "max_abs_pred_change": float(np.abs(pred - reference).max()),
+            "srcc_vs_fp32": round(float(stats.spearmanr(pred, reference)[0]), 6),
+            "seconds": round(seconds, 2), "images_per_s": round(len(names) / seconds, 3),
+            "compile_s": round(compile_s, 1),
+        })
+        print(f"{mode}: SRCC {metrics['srcc']:.4f} PLCC {metrics['plcc']:.4f} in {seconds:.1f} s "
+              f"(compile {compile_s:.1f} s)", flush=True)
+    result = pd.DataFrame(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    result.to_csv(args.out / "precision.csv", index=False)
+    command = "python benchmarks/eval_precision.py " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    lines = [
+        "# Scoring precision: fp32 vs bf16 vs bf16 compiled, one checkpoint",
+        "",
+        f"`{args.checkpoint}` ({model.config.backbone}, {model.config.hyper_input} hyper input) on its "
+        f"{len(names)} {table.name} test images, {args.n_crops} grid crops each, batch {args.batch_size}, CPU. "
+        "`max_abs_pred_change`: the largest change of one image's predicted score against fp32, in MOS "
+        "units; `srcc_vs_fp32`: rank agreement of the predictions with fp32's.",
+        "",
+        result.to_markdown(index=False),
+        "",
+        f"- command: `{command}`",
+        f"- commit: {git_commit(cwd=REPO)}",
+        f"- machine: {cpu_model()}, {torch.get_num_threads()} torch threads; no GPU",
+        f"- date: {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}",
+        f"- versions: torch {torch.__version__}",
+    ]
+    (args.out / "README.md").write_text("\n".join(lines) + "\n")
+    return args.out
+
+
+if __name__ == "__main__":
+    try:
+        print(main())
+    except IqabenchError as exc:
+        sys.exit(f"error: {exc}")
