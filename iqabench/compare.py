@@ -26,6 +26,7 @@ comparable".
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from scipy import stats
 
 from iqabench import metrics as iqa_metrics
 from iqabench.errors import IqabenchError
+
+log = logging.getLogger(__name__)
 
 #: Fewer shared test images than this in a round and the round is not compared.
 MIN_COMMON_IMAGES = 5
@@ -674,8 +677,30 @@ def compare(runs: list[Path], *, profiles: list[Path] | None = None,
         comparison.gate = check_gate(summary, Path(baseline_file), metrics, max_drop)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        before = {f.name: f.stat().st_mtime_ns for f in out.iterdir() if f.is_file()}
         reporting.write_tables(comparison, out)
         if plots:
             reporting.write_plots(comparison, out, pca_limit=pca_limit, seed=seed)
         reporting.write_report(comparison, out)
+        _replace_manifest(out, before)
     return comparison
+
+
+#: Lists what the last ``compare`` wrote to its folder, so an ``--overwrite`` can remove
+#: the files of runs no longer compared (and nothing it did not write itself).
+MANIFEST = ".iqabench-compare-files"
+
+
+def _replace_manifest(out: Path, before: dict[str, int]) -> None:
+    written = sorted(f.name for f in out.iterdir()
+                     if f.is_file() and f.name != MANIFEST
+                     and before.get(f.name) != f.stat().st_mtime_ns)
+    manifest = out / MANIFEST
+    previous = set(manifest.read_text().split("\n")) if manifest.is_file() else set()
+    stale = sorted(name for name in previous - set(written) if name and (out / name).is_file())
+    for name in stale:
+        (out / name).unlink()
+    if stale:
+        log.warning("removed %d file(s) of the previous compare in %s that this one did not "
+                    "write: %s", len(stale), out, ", ".join(stale))
+    manifest.write_text("\n".join(written) + "\n")

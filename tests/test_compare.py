@@ -290,3 +290,20 @@ def test_separation_ratio_grows_with_cluster_distance():
     far = np.r_[rng.normal(0, 1, (50, 2)), rng.normal(5, 1, (50, 2))]
     assert separation_ratio(far, groups) > 10 * separation_ratio(near, groups)
     assert np.isnan(separation_ratio(far, ["a"] * 100))
+
+
+def test_overwrite_removes_only_the_previous_compares_own_files(tmp_path, images):
+    a = fr.write_round(tmp_path / "a", images, fr.predictor(images))
+    b = fr.write_round(tmp_path / "b", images, fr.predictor(images, seed=1), loss="l1+rank")
+    out = tmp_path / "out"
+    compare([a, b], out=out, n_boot=100)
+    first = {f.name for f in out.iterdir()}
+    b_files = {name for name in first if "rank" in name and name.endswith(".png")}
+    assert b_files, first  # the second run has plots of its own
+    (out / "notes.md").write_text("the user's own file")
+    compare([a], out=out, n_boot=100, overwrite=True)
+    second = {f.name for f in out.iterdir()}
+    assert not b_files & second  # plots of the run no longer compared are gone
+    assert "notes.md" in second and "report.md" in second
+    assert (out / ".iqabench-compare-files").read_text().split() == sorted(second - {
+        "notes.md", ".iqabench-compare-files"})
