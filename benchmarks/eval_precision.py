@@ -33,17 +33,18 @@ sys.path.insert(0, str(REPO))
 from iqabench.data import load_dataset  # noqa: E402
 from iqabench.data.cache import ImageCache  # noqa: E402
 from iqabench.data.splits import check_split, read_split  # noqa: E402
+from iqabench.config import EvalConfig  # noqa: E402
 from iqabench.errors import IqabenchError  # noqa: E402
-from iqabench.evaluation import (ScoreSettings, compile_for_inference, load_checkpoint,  # noqa: E402
-                                 score_images)
+from iqabench.evaluation import (checkpoint_settings, compile_for_inference,  # noqa: E402
+                                 load_checkpoint, predict, score_images)
 from iqabench.provenance import cpu_model, git_commit  # noqa: E402
 
 #: What the numbers depend on; results written beside them do not make the commit "dirty".
 CODE = ("iqabench", "benchmarks", "pyproject.toml")
-MODES = {  # name -> (autocast dtype, compiled)
-    "fp32": (None, False),
-    "bf16": (torch.bfloat16, False),
-    "bf16+compile": (torch.bfloat16, True),
+MODES = {  # name -> (iqabench eval --amp, --compile)
+    "fp32": ("none", False),
+    "bf16": ("bf16", False),
+    "bf16+compile": ("bf16", True),
 }
 
 
@@ -83,24 +84,21 @@ def main(argv: Sequence[str] | None = None) -> Path:
     check_split(split, sorted(table.frame["name"].astype(str)), source=str(args.split))
     names = list(split.subset("test"))
     cache = ImageCache.build(table, names=names, min_size=model.config.input_size)
-    trained = ckpt.get("config") or {}
     rows, reference = [], None
     for mode in args.modes:
-        dtype, compiled = MODES[mode]
+        amp, compiled = MODES[mode]
+        cfg = EvalConfig(checkpoint=str(args.checkpoint), dataset=args.dataset, crop_mode="grid",
+                         n_crops=args.n_crops, batch_size=args.batch_size, device="cpu", amp=amp,
+                         compile=compiled)
+        settings = checkpoint_settings(cfg, model, ckpt, torch.device("cpu"))
         scorer = copy.deepcopy(model)
         compile_s = 0.0
-        if compiled:
+        if compiled:  # compiled (and timed) apart, on the first image's crops through predict
             started = time.perf_counter()
             scorer = compile_for_inference(scorer)
-            with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
-                scorer(torch.zeros(args.batch_size, 3, model.config.input_size, model.config.input_size,
-                                   dtype=torch.uint8).contiguous(memory_format=torch.channels_last))
+            predict(scorer, cache, names[:1], "grid", args.n_crops, settings.crop_size,
+                    args.batch_size, amp_dtype=settings.amp_dtype)
             compile_s = time.perf_counter() - started
-        settings = ScoreSettings(crop_mode="grid", n_crops=args.n_crops,
-                                 crop_size=model.config.input_size, batch_size=args.batch_size,
-                                 amp_dtype=dtype,
-                                 label_scale=ckpt.get("label_scale", trained.get("label_scale", "unit")),
-                                 label_range=tuple(ckpt.get("label_range", (0.0, 1.0))))
         started = time.perf_counter()
         frame, metrics = score_images(scorer, table, names, cache, settings, n_boot=0)
         seconds = time.perf_counter() - started

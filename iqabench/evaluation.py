@@ -317,6 +317,23 @@ def _split_file(split: str | Path) -> Path:
     return path
 
 
+def checkpoint_settings(cfg: EvalConfig, model: torch.nn.Module, ckpt: dict,
+                        device: torch.device) -> ScoreSettings:
+    """How ``iqabench eval`` scores ``ckpt``: ``cfg``'s crops, batch and precision where
+    given, else those the run was tested with; the label units the checkpoint was trained in."""
+    trained = ckpt.get("config") or {}
+    return ScoreSettings(
+        crop_mode=cfg.crop_mode or trained.get("eval_crop_mode", "grid"),
+        n_crops=cfg.n_crops or trained.get("eval_crops", 25),
+        crop_size=model.config.input_size,
+        batch_size=cfg.batch_size or trained.get("eval_batch_size", 32),
+        device=str(device), amp_dtype=resolve_amp(cfg.amp, device),
+        channels_last=cfg.channels_last,
+        label_scale=ckpt.get("label_scale", trained.get("label_scale", "unit")),
+        label_range=tuple(ckpt.get("label_range", (0.0, 1.0))),
+    )
+
+
 def evaluate_checkpoint(cfg: EvalConfig, progress: bool = False) -> EvalResult:
     """Score ``cfg.checkpoint`` on a dataset (or the ``subset`` of a saved split).
 
@@ -334,17 +351,7 @@ def evaluate_checkpoint(cfg: EvalConfig, progress: bool = False) -> EvalResult:
         model.to(memory_format=torch.channels_last)
     if cfg.compile:
         model = compile_for_inference(model)
-    trained = ckpt.get("config") or {}
-    settings = ScoreSettings(
-        crop_mode=cfg.crop_mode or trained.get("eval_crop_mode", "grid"),
-        n_crops=cfg.n_crops or trained.get("eval_crops", 25),
-        crop_size=model.config.input_size,
-        batch_size=cfg.batch_size or trained.get("eval_batch_size", 32),
-        device=str(device), amp_dtype=resolve_amp(cfg.amp, device),
-        channels_last=cfg.channels_last,
-        label_scale=ckpt.get("label_scale", trained.get("label_scale", "unit")),
-        label_range=tuple(ckpt.get("label_range", (0.0, 1.0))),
-    )
+    settings = checkpoint_settings(cfg, model, ckpt, device)
     table = load_dataset(cfg.dataset, cfg.root)
     names = sorted(table.frame["name"].astype(str))
     subset = "all"
