@@ -1,6 +1,6 @@
 """Cost of each Hyper-IQA variant: parameters, MACs (two counters), latency, memory.
 
-Conventions (DESIGN.md section 6):
+Conventions:
 
 * ``params_m`` counts the model that runs (backbone + LDA + hyper network + generators).
 * ``gmacs`` is fvcore's count for one ``input_size`` patch at batch 1. fvcore calls one
@@ -12,6 +12,10 @@ Conventions (DESIGN.md section 6):
 * Latency: warm-up, then the median of timed forwards of one batch of random patches
   already on the device (decoding and cropping are not in it), synchronised on CUDA.
 * Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA, peak RSS growth on CPU.
+
+The timing and memory primitives (:func:`synchronize`, :func:`timed`, :class:`PeakMemory`)
+are also what the benchmarks under ``benchmarks/`` time whole training epochs and
+evaluation passes with.
 
 Weights are random (``pretrained=False``): cost does not depend on them.
 """
@@ -29,6 +33,8 @@ import statistics
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -211,7 +217,8 @@ class Latency:
     warmup: int
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait until ``device`` has run its queued work (CUDA); CPU work is synchronous."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -238,18 +245,16 @@ def measure_latency(model: nn.Module, batch: torch.Tensor, dtype: str = "fp32",
             if repeats is None and len(times) >= MIN_ADAPTIVE_REPEATS and (
                     len(times) >= MAX_ADAPTIVE_REPEATS or time.perf_counter() - start > budget_s):
                 break
-            _sync(device)
-            t0 = time.perf_counter()
-            model(batch)
-            _sync(device)
-            times.append((time.perf_counter() - t0) * 1000)
+            with timed(device) as timing:
+                model(batch)
+            times.append(timing.seconds * 1000)
     return Latency(ms_per_batch=statistics.median(times), repeats=len(times), warmup=warmup)
 
 
 # --------------------------------------------------------------------------- memory
 
 
-class _PeakMemory:
+class PeakMemory:
     """Peak memory above a baseline: CUDA allocator stats, or the process RSS high-water
     mark on CPU (reset through ``/proc/self/clear_refs``; without that, the lifetime peak
     from ``getrusage``, an upper bound)."""
@@ -303,6 +308,36 @@ def _malloc_trim() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+@dataclass
+class Timing:
+    """What :func:`timed` measured: wall seconds, and the peak memory in MiB above the
+    start of the block (None when not asked for)."""
+
+    seconds: float = math.nan
+    peak_mb: float | None = None
+
+
+@contextmanager
+def timed(device: torch.device, peak_memory: bool = False) -> Iterator[Timing]:
+    """Time the ``with`` block on ``device``, synchronised before and after so CUDA's
+    asynchronous work falls inside the time; ``peak_memory`` also tracks
+    :class:`PeakMemory` over the block.
+
+    The returned :class:`Timing` is filled in when the block ends (not when it raises).
+    """
+    timing = Timing()
+    memory = PeakMemory(device) if peak_memory else None
+    if memory is not None:
+        memory.reset()
+    synchronize(device)
+    started = time.perf_counter()
+    yield timing
+    synchronize(device)
+    timing.seconds = time.perf_counter() - started
+    if memory is not None:
+        timing.peak_mb = memory.peak_mb()
 
 
 # --------------------------------------------------------------------------- the API
@@ -388,7 +423,7 @@ def _profile_one(backbone: str, hyper_input: str, dev: torch.device, dtype: str,
                  batch_size: int, input_size: int, n_crops: int, repeats: int | None,
                  warmup: int | None, budget_s: float, count_thop: bool) -> ProfileRow:
     timed = repeats != 0
-    memory = _PeakMemory(dev) if timed else None
+    memory = PeakMemory(dev) if timed else None
     model = build_model(backbone, hyper_input, pretrained=False, input_size=input_size).eval()
     params, backbone_params = count_params(model), count_params(model.backbone)
     notes = []
@@ -571,4 +606,5 @@ def write_markdown(rows: Sequence[ProfileRow], path: str | Path,
 
 __all__ = ["ProfileRow", "MacCount", "Latency", "profile_models", "count_macs",
            "count_thop_macs", "count_params", "measure_latency", "sdpa_macs", "to_frame",
-           "output_paths", "write_csv", "write_markdown", "resolve_device"]
+           "output_paths", "write_csv", "write_markdown", "resolve_device", "synchronize",
+           "timed", "Timing", "PeakMemory"]

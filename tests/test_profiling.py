@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pandas as pd
 import pytest
@@ -12,7 +13,7 @@ from torch import nn
 
 from iqabench.errors import IqabenchError
 from iqabench.models.hyperiqa import build_model
-from iqabench.profiling import (ProfileRow, count_macs, output_paths, profile_models,
+from iqabench.profiling import (ProfileRow, count_macs, output_paths, profile_models, timed,
                                 write_csv, write_markdown)
 
 REQUIRED_COLUMNS = ["backbone", "hyper_input", "params_m", "gmacs", "gflops", "ms_per_patch",
@@ -172,3 +173,14 @@ def test_writers_keep_columns_units_and_provenance(tmp_path):
     header = next(line for line in text.splitlines() if line.startswith("| backbone"))
     assert [c.strip() for c in header.strip("|").split("|")][:len(REQUIRED_COLUMNS)] \
         == REQUIRED_COLUMNS
+
+
+def test_timed_measures_the_block_and_its_peak_memory():
+    with timed(torch.device("cpu")) as timing:
+        assert math.isnan(timing.seconds)  # filled in when the block ends
+        time.sleep(0.05)
+    assert 0.05 <= timing.seconds < 1.0 and timing.peak_mb is None
+    with timed(torch.device("cpu"), peak_memory=True) as timing:
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        del block
+    assert timing.peak_mb is not None and timing.peak_mb >= 32  # the 64 MiB block shows
