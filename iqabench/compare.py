@@ -38,6 +38,7 @@ import yaml
 from scipy import stats
 
 from iqabench import metrics as iqa_metrics
+from iqabench import runfolder
 from iqabench.errors import IqabenchError
 
 log = logging.getLogger(__name__)
@@ -279,29 +280,6 @@ def round_metrics(runs: list[Run]) -> pd.DataFrame:
                 rows.append({"run": run.label, "round": rnd.round, "dataset": dataset,
                              "n": len(frame), **values})
     return pd.DataFrame(rows, columns=["run", "round", "dataset", "n", *REPORTED_METRICS])
-
-
-def summarise(per_round: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
-    """One row per run x test set: the median over rounds in the metric's own column
-    (``srcc``), plus ``srcc_mean`` and ``srcc_std`` (sample std, NaN for one round)."""
-    rows = []
-    order = {r.label: i for i, r in enumerate(runs)}
-    for (label, dataset), frame in per_round.groupby(["run", "dataset"], sort=False):
-        row = {"run": label, "dataset": dataset, "rounds": len(frame),
-               "n": int(frame["n"].median())}
-        for m in REPORTED_METRICS:
-            v = frame[m].to_numpy(dtype=float)
-            row[m] = float(np.median(v))
-        for m in REPORTED_METRICS:
-            v = frame[m].to_numpy(dtype=float)
-            row[f"{m}_mean"] = float(np.mean(v))
-            row[f"{m}_std"] = float(np.std(v, ddof=1)) if v.size > 1 else math.nan
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
-    out["_order"] = out["run"].map(order)
-    return out.sort_values(["_order", "dataset"]).drop(columns="_order").reset_index(drop=True)
 
 
 def validation_results(runs: list[Run]) -> pd.DataFrame:
@@ -667,7 +645,7 @@ def compare(runs: list[Path], *, profiles: list[Path] | None = None,
                 f"--out {out} is not empty; choose a new folder or pass --overwrite")
     loaded, base = load_runs(list(runs), baseline_run)
     per_round = round_metrics(loaded)
-    summary = summarise(per_round, loaded)
+    summary = runfolder.aggregate_rounds(per_round, ("run", "dataset"))
     comparison = Comparison(
         runs=loaded, baseline=base, metrics=metrics, per_round=per_round, summary=summary,
         validation=validation_results(loaded),

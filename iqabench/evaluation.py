@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from iqabench import runfolder
 from iqabench.config import EvalConfig
 from iqabench.errors import IqabenchError
 from iqabench.metrics import bootstrap_ci, compute_metrics
@@ -37,11 +38,6 @@ from iqabench.models.hyperiqa import HyperIQA, HyperIQAConfig, flatten_target_pa
 
 log = logging.getLogger(__name__)
 
-#: Columns of predictions.csv, in order (``group`` follows when the table has it).
-PREDICTION_COLUMNS = ("dataset", "subset", "name", "mos", "pred", "content_id")
-#: Columns of test_metrics.csv / metrics.csv, in order.
-METRIC_COLUMNS = ("dataset", "round", "n", "srcc", "plcc", "krcc", "rmse", "plcc_logistic",
-                  "srcc_ci_low", "srcc_ci_high", "checkpoint")
 
 
 # ------------------------------------------------------------------------ devices
@@ -380,15 +376,8 @@ def evaluate_checkpoint(cfg: EvalConfig, progress: bool = False) -> EvalResult:
         out_dir = Path(cfg.out)
         out_dir.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out_dir / "predictions.csv", index=False)
-        metric_frame(metrics).to_csv(out_dir / "metrics.csv", index=False)
+        runfolder.write_test_metrics(out_dir, metrics, name=runfolder.EVAL_METRICS)
     return EvalResult(metrics=metrics, predictions=frame, config=cfg, out_dir=out_dir)
-
-
-def metric_frame(rows: dict | list[dict]) -> pd.DataFrame:
-    """Rows of metrics with the test_metrics.csv columns first."""
-    frame = pd.DataFrame([rows] if isinstance(rows, dict) else rows)
-    first = [c for c in METRIC_COLUMNS if c in frame]
-    return frame[first + [c for c in frame if c not in first]]
 
 
 __all__ = ["EvalResult", "ScoreSettings", "evaluate_checkpoint", "label_to_unit", "load_checkpoint",

@@ -73,13 +73,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from iqabench import runfolder
 from iqabench.config import TrainConfig, save_config
 from iqabench.errors import IqabenchError
 from iqabench.evaluation import (
     ScoreSettings,
     autocast,
     load_state_checked,
-    metric_frame,
     read_checkpoint,
     resolve_amp,
     resolve_device,
@@ -92,12 +92,6 @@ from iqabench.models.hyperiqa import HyperIQA
 
 log = logging.getLogger(__name__)
 
-#: Files and folders a run writes; ``--force`` removes these and nothing else.
-RUN_FILES = ("config.yaml", "split.csv", "log.csv", "log.jsonl", "best.pt", "last.pt",
-             "predictions.csv", "test_metrics.csv", "summary.csv", "train.log", "skipped.csv",
-             "best.pt.tmp", "last.pt.tmp")
-LOG_COLUMNS = ("epoch", "train_loss", "val_srcc", "val_plcc", "val_krcc", "val_rmse", "lr",
-               "seconds")
 #: Run settings that may change when resuming; anything else must match the run.
 RESUMABLE = {"epochs", "device", "amp", "compile", "workers", "tests", "n_boot", "cache_dir",
              "channels_last", "out", "eval_batch_size"}
@@ -222,40 +216,13 @@ def fit(cfg: TrainConfig, *, resume: bool = False, force: bool = False,
             results.append(fit_round(cfg.replace(round=k), k, round_dir, ctx,
                                      resume=resume and round_dir.is_dir(), force=force,
                                      progress=progress))
-        summary = summarize(out) if ctx.main else None
+        summary = runfolder.summarize(out) if ctx.main else None
         metrics = (pd.read_csv(out / "test_metrics.csv") if ctx.main
                    else pd.DataFrame())
         return RunResult(out, metrics, summary=summary, rounds=results)
     finally:
         if ctx.active and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def summarize(run_dir: str | Path) -> pd.DataFrame:
-    """Gather ``round_*/test_metrics.csv`` into ``RUN/test_metrics.csv`` and write
-    ``RUN/summary.csv``: per dataset and metric, the median, mean and sample std
-    (0 for one round) over the rounds found."""
-    run_dir = Path(run_dir)
-    files = sorted(run_dir.glob("round_*/test_metrics.csv"))
-    if not files:
-        raise IqabenchError(f"no finished rounds (round_*/test_metrics.csv) in {run_dir}")
-    metrics = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
-    metrics.to_csv(run_dir / "test_metrics.csv", index=False)
-    rows = []
-    for dataset, group in metrics.groupby("dataset", sort=False):
-        for metric in ("srcc", "plcc", "krcc", "rmse", "plcc_logistic"):
-            if metric not in group:
-                continue
-            values = group[metric].astype(float).dropna()
-            if values.empty:
-                continue
-            rows.append({"dataset": dataset, "metric": metric, "n_rounds": len(values),
-                         "median": values.median(), "mean": values.mean(),
-                         "std": values.std(ddof=1) if len(values) > 1 else 0.0})
-    summary = pd.DataFrame(rows, columns=["dataset", "metric", "n_rounds", "median", "mean",
-                                          "std"])
-    summary.to_csv(run_dir / "summary.csv", index=False)
-    return summary
 
 
 # --------------------------------------------------------------------- one round
@@ -332,7 +299,7 @@ def fit_round(cfg: TrainConfig, round_: int, run_dir: Path, ctx: DistContext = D
             best_val = float(ckpt.get("best_val_srcc", -math.inf))
             best_epoch = ckpt.get("best_epoch")
             if ctx.main:
-                _truncate_log(run_dir, start_epoch)
+                runfolder.truncate_log(run_dir, start_epoch)
             log.info("resuming %s after epoch %d (best val SRCC %.4f)", run_dir, start_epoch,
                      best_val)
 
@@ -389,7 +356,7 @@ def fit_round(cfg: TrainConfig, round_: int, run_dir: Path, ctx: DistContext = D
                                         best_val, best_epoch, (lo, hi), round_)
                     if improved:
                         save_checkpoint(state, run_dir / "best.pt")
-                    _append_log(run_dir, row)
+                    runfolder.append_log(run_dir, row)
                     save_checkpoint(state, last_path)
                     bar.epoch_done(val_srcc)
                     log.info("epoch %d/%d  loss %.4f  val SRCC %.4f PLCC %.4f  %.0f patches/s  "
@@ -429,7 +396,7 @@ def fit_round(cfg: TrainConfig, round_: int, run_dir: Path, ctx: DistContext = D
                      metrics["srcc_ci_low"], metrics["srcc_ci_high"])
         predictions = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         predictions.to_csv(run_dir / "predictions.csv", index=False)
-        test_metrics = metric_frame(rows) if rows else pd.DataFrame()
+        test_metrics = runfolder.metric_frame(rows) if rows else pd.DataFrame()
         test_metrics.to_csv(run_dir / "test_metrics.csv", index=False)
         ctx.barrier()
         return RunResult(run_dir, test_metrics, best_epoch=best_epoch,
@@ -691,7 +658,7 @@ def _prepare_folder(run_dir: Path, ctx: DistContext, *, resume: bool, force: boo
     if ctx.main:
         if force and not resume:
             for p in existing:
-                if p.name in RUN_FILES and p.is_file():
+                if p.name in runfolder.RUN_FILES and p.is_file():
                     p.unlink()
                 elif p.is_dir() and p.name.startswith("round_"):
                     shutil.rmtree(p)
@@ -744,35 +711,6 @@ def _last_good(last_path: Path, epoch: int) -> str:
     if epoch > 0:
         return f"The last good checkpoint is {last_path} (epoch {epoch})."
     return "No checkpoint was written."
-
-
-def _append_log(run_dir: Path, row: dict) -> None:
-    path = run_dir / "log.csv"
-    frame = pd.DataFrame([row])
-    columns = list(LOG_COLUMNS) + [c for c in frame if c not in LOG_COLUMNS]
-    frame = frame.reindex(columns=columns)
-    frame.to_csv(path, mode="a", header=not path.is_file(), index=False)
-    with open(run_dir / "log.jsonl", "a") as fh:
-        fh.write(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
-
-
-def _plain(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _truncate_log(run_dir: Path, epochs_done: int) -> None:
-    """Drop log rows of an epoch that was cut short (written after its checkpoint)."""
-    path = run_dir / "log.csv"
-    if path.is_file():
-        frame = pd.read_csv(path)
-        frame[frame["epoch"] <= epochs_done].to_csv(path, index=False)
-    path = run_dir / "log.jsonl"
-    if path.is_file():
-        lines = [ln for ln in path.read_text().splitlines()
-                 if ln.strip() and json.loads(ln)["epoch"] <= epochs_done]
-        path.write_text("".join(ln + "\n" for ln in lines))
 
 
 def _log_to_file(path: Path) -> tuple[logging.Handler, int]:
@@ -869,4 +807,4 @@ class _Progress:
 
 
 __all__ = ["RunResult", "build_optimizer", "build_scheduler", "build_train_model",
-           "fit", "fit_round", "load_table", "resolve_split", "summarize", "train_one_epoch"]
+           "fit", "fit_round", "load_table", "resolve_split", "train_one_epoch"]

@@ -23,10 +23,10 @@ from iqabench.compare import (
     round_metrics,
     separation_ratio,
     paired_bootstrap_rounds,
-    summarise,
     validation_results,
 )
 from iqabench.errors import IqabenchError
+from iqabench.runfolder import aggregate_rounds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fake_runs as fr  # noqa: E402
@@ -101,7 +101,7 @@ def test_metrics_are_recomputed_from_predictions_and_aggregated(tmp_path, images
     per_round = round_metrics([run])
     expected = [metrics.srcc(p, images["mos"]) for p in preds]
     assert np.allclose(per_round["srcc"], expected)
-    summary = summarise(per_round, [run])
+    summary = aggregate_rounds(per_round, ("run", "dataset"))
     row = summary.iloc[0]
     assert row["rounds"] == 3 and row["n"] == len(images)
     assert row["srcc"] == pytest.approx(np.median(expected))

@@ -19,7 +19,8 @@ import yaml
 
 from iqabench.config import TrainConfig, resolve_train_config
 from iqabench.errors import IqabenchError
-from iqabench.training import fit, lr_factors, summarize
+from iqabench.runfolder import summarize
+from iqabench.training import fit, lr_factors
 
 TINY = {"dataset": "synthetic", "limit": 40, "epochs": 2, "crops_per_image": 1,
         "batch_size": 12, "eval_crops": 1, "val_crops": 1, "eval_batch_size": 16,
@@ -132,14 +133,14 @@ def test_rounds_write_round_folders_and_summary(synthetic_root, tmp_path):
     metrics = pd.read_csv(out / "test_metrics.csv")
     assert sorted(metrics["round"]) == [0, 1]
     summary = pd.read_csv(out / "summary.csv")
-    srcc = summary[(summary["dataset"] == "synthetic") & (summary["metric"] == "srcc")].iloc[0]
-    assert srcc["n_rounds"] == 2 and srcc["median"] == pytest.approx(metrics["srcc"].median())
-    assert srcc["std"] == pytest.approx(metrics["srcc"].std(ddof=1))
+    row = summary.set_index("dataset").loc["synthetic"]
+    assert row["rounds"] == 2 and row["srcc"] == pytest.approx(metrics["srcc"].median())
+    assert row["srcc_std"] == pytest.approx(metrics["srcc"].std(ddof=1))
     assert result.summary is not None
     # --round K (a SLURM array task) adds one round to the same folder
     fit(tiny(synthetic_root, out, epochs=1, rounds=3, round=2), progress=False)
     assert (out / "round_02" / "test_metrics.csv").is_file()
-    assert summarize(out).query("metric == 'srcc'")["n_rounds"].item() == 3
+    assert summarize(out).set_index("dataset").loc["synthetic", "rounds"] == 3
 
 
 def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_root, tmp_path,

@@ -125,12 +125,13 @@ def _print_metrics(result, cfg: TrainConfig) -> None:
     console = Console()
     if result.summary is not None and len(result.summary):
         table = Table(title=f"{result.run_dir}: median over rounds")
-        for col in ("dataset", "metric", "n_rounds", "median", "mean", "std"):
+        for col in ("dataset", "metric", "rounds", "median", "mean", "std"):
             table.add_column(col)
-        for row in result.summary.itertuples(index=False):
-            if row.metric in ("srcc", "plcc"):
-                table.add_row(row.dataset, row.metric, str(row.n_rounds), f"{row.median:.4f}",
-                              f"{row.mean:.4f}", f"{row.std:.4f}")
+        for row in result.summary.to_dict("records"):
+            for metric in ("srcc", "plcc"):
+                table.add_row(str(row["dataset"]), metric, str(row["rounds"]),
+                              f"{row[metric]:.4f}", f"{row[f'{metric}_mean']:.4f}",
+                              f"{row[f'{metric}_std']:.4f}")
         console.print(table)
         return
     if result.test_metrics is None or result.test_metrics.empty:
@@ -150,7 +151,7 @@ def summary(
     run_dir: Annotated[Path, typer.Argument(help="A multi-round run folder (holding round_XX/).")],
 ) -> None:
     """Aggregate the finished rounds of a run into RUN/test_metrics.csv and RUN/summary.csv."""
-    from iqabench.training import summarize
+    from iqabench.runfolder import summarize
 
     frame = summarize(run_dir)
     console = Console()

@@ -120,6 +120,7 @@ def test_summary_command(tmp_path):
     result = runner.invoke(app, ["summary", str(tmp_path)])
     assert result.exit_code == 0, result.output
     summary = pd.read_csv(tmp_path / "summary.csv")
-    row = summary[summary["metric"] == "srcc"].iloc[0]
-    assert row["median"] == pytest.approx(0.8) and row["std"] == pytest.approx(0.1)
+    row = summary.set_index("dataset").loc["livec"]
+    assert row["rounds"] == 3 and row["srcc"] == pytest.approx(0.8)
+    assert row["srcc_mean"] == pytest.approx(0.8) and row["srcc_std"] == pytest.approx(0.1)
     assert len(pd.read_csv(tmp_path / "test_metrics.csv")) == 3
