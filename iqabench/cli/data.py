@@ -41,6 +41,5 @@ def check(
 @app.command("list")
 def list_datasets() -> None:
     """Dataset ids and what ROOT each expects."""
-    for name, reader in DATASETS.items():
-        summary = (reader.__doc__ or "").strip().split("\n")[0].replace("``", "")
-        typer.echo(f"{name:<10} {summary}")
+    for name, entry in DATASETS.items():
+        typer.echo(f"{name:<10} {entry.summary}")

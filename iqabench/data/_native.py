@@ -20,6 +20,15 @@ from iqabench.data.table import COLUMNS, DatasetTable
 from iqabench.errors import IqabenchError
 
 
+def decode_threads() -> int:
+    """Threads used to decode: one per available core, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
 def dataset_root(root: str | Path | None, dataset: str) -> Path:
     """``root`` as an absolute folder, or an error naming the dataset that needs it."""
     if root is None:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from iqabench.data._native import decode_threads
 from iqabench.data.table import DatasetTable
 from iqabench.data.transforms import check_resize_rule, resized_size
 from iqabench.errors import IqabenchError
@@ -35,15 +36,6 @@ log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1  # bump when the stored layout or the resampling changes
 DEFAULT_MIN_SIZE = 224  # upscale anything whose short side is below one 224 crop
-
-
-def decode_threads() -> int:
-    """Threads used to decode: one per available core, at most 8."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
 
 
 def _fingerprint(path: str) -> list:

@@ -41,7 +41,7 @@ import pandas as pd
 from PIL import Image, ImageEnhance
 from scipy.ndimage import gaussian_filter, uniform_filter
 
-from iqabench.data.cache import decode_threads
+from iqabench.data._native import decode_threads
 from iqabench.data.table import COLUMNS, DatasetTable
 from iqabench.errors import IqabenchError
 

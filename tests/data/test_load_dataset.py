@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -18,6 +20,26 @@ def test_every_short_id_is_registered():
     assert set(DATASETS) == {
         "koniq10k", "livec", "live", "csiq", "tid2013", "kadid10k", "bid", "spaq", "agiqa3k", "csv", "synthetic"
     }  # fmt: skip
+
+
+def test_every_entry_names_a_reader_function_of_its_module():
+    for name, entry in DATASETS.items():
+        module, _, function = entry.reader.partition(":")
+        reader = entry.load_reader()
+        assert callable(reader) and reader.__module__ == module and reader.__name__ == function, name
+        assert reader is getattr(importlib.import_module(module), function)
+        assert entry.summary and "\n" not in entry.summary, name
+
+
+def test_the_registry_loads_no_reader_until_one_is_used():
+    """`iqabench data list` reads the registry only: no reader module, pandas, torch or skimage."""
+    code = (
+        "import sys, iqabench.data as d; "
+        "print(sorted(m for m in sys.modules if m.startswith('iqabench.data.') "
+        "or m.split('.')[0] in ('pandas', 'torch', 'skimage', 'scipy')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_unknown_dataset_gets_a_hint():
