@@ -55,9 +55,9 @@ def compare(
     and an optional regression gate."""
     from rich.console import Console
 
-    from iqabench import reporting
+    from iqabench.analysis.gate import gate_message
     from iqabench.compare import compare as run_compare
-    from iqabench.compare import gate_message
+    from iqabench.render.tables import print_tables
 
     metrics = tuple(m.value for m in metric) if metric else ("srcc", "plcc")
     result = run_compare(runs, profiles=profile, baseline_run=baseline_run, out=out,
@@ -68,7 +68,7 @@ def compare(
     console = Console()
     if not console.is_terminal:  # piped or captured: no 80-column wrapping
         console = Console(width=200)
-    reporting.print_tables(result, console)
+    print_tables(result, console)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
     if out is not None:

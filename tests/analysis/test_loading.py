@@ -1,0 +1,104 @@
+"""analysis.loading: run folders (one round or round_XX/), labels, baseline order."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from iqabench.analysis.loading import load_run, load_runs, read_profiles
+from iqabench.config import TrainConfig
+from iqabench.errors import IqabenchError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import fake_runs as fr  # noqa: E402
+
+
+@pytest.fixture
+def images():
+    return fr.make_images()
+
+
+def test_single_and_multi_round_folders_load(tmp_path, images):
+    single = fr.write_round(tmp_path / "single", images, fr.predictor(images))
+    multi = fr.write_multi_round(tmp_path / "multi", [(images, fr.predictor(images, seed=k))
+                                                      for k in range(3)], loss="l1+rank", alpha=2)
+    run = load_run(single)
+    assert [r.round for r in run.rounds] == [0]
+    assert run.config_label() == "test_resnet/last/l1"
+    m = load_run(multi)
+    assert [r.round for r in m.rounds] == [0, 1, 2]
+    assert m.config_label() == "test_resnet/last/l1+rank(2)"
+    assert m.alpha == 2.0 and run.alpha == 0.0
+
+
+def test_run_config_is_the_typed_train_config(tmp_path, images):
+    run = load_run(fr.write_round(tmp_path / "r", images, fr.predictor(images),
+                                  hyper_input="multiscale", epochs=3))
+    assert isinstance(run.config, TrainConfig)
+    assert run.config.model.hyper_input == run.hyper_input == "multiscale"
+    assert run.epochs == 3 and run.input_size == run.config.model.input_size
+    assert run.rounds[0].checkpoint == tmp_path / "r" / "best.pt"
+
+
+def test_not_a_run_folder_is_a_one_line_error(tmp_path, images):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(IqabenchError, match="not a run folder"):
+        load_run(tmp_path / "empty")
+    with pytest.raises(IqabenchError, match="does not exist"):
+        load_run(tmp_path / "nope")
+    folder = fr.write_round(tmp_path / "r", images, fr.predictor(images))
+    (folder / "predictions.csv").unlink()
+    with pytest.raises(IqabenchError, match="predictions.csv not found"):
+        load_run(folder)
+
+
+def test_duplicate_prediction_rows_are_refused(tmp_path, images):
+    folder = fr.write_round(tmp_path / "r", images, fr.predictor(images))
+    preds = pd.read_csv(folder / "predictions.csv")
+    pd.concat([preds, preds.iloc[:1]]).to_csv(folder / "predictions.csv", index=False)
+    with pytest.raises(IqabenchError, match="more than one row for synthetic/img_0000.png"):
+        load_run(folder)
+
+
+def test_equal_configs_get_their_folder_name(tmp_path, images):
+    p = fr.predictor(images)
+    a = fr.write_round(tmp_path / "seed0", images, p, seed=0)
+    b = fr.write_round(tmp_path / "seed1", images, fr.rerun(p), seed=1)
+    runs, base = load_runs([a, b])
+    assert [r.label for r in runs] == ["test_resnet/last/l1@seed0", "test_resnet/last/l1@seed1"]
+    assert base is runs[0]
+    with pytest.raises(IqabenchError, match="given twice"):
+        load_runs([a, a])
+
+
+def test_baseline_run_goes_first_and_may_be_extra(tmp_path, images):
+    p = fr.predictor(images)
+    a = fr.write_round(tmp_path / "a", images, p)
+    b = fr.write_round(tmp_path / "b", images, p, loss="l1+rank")
+    c = fr.write_round(tmp_path / "c", images, p, hyper_input="multiscale")
+    runs, base = load_runs([a, b], baseline=b)
+    assert base.path == b and [r.path for r in runs] == [b, a]
+    runs, base = load_runs([a, b], baseline=c)
+    assert base.path == c and len(runs) == 3
+
+
+def test_train_and_val_rows_never_count_as_test(tmp_path, images):
+    folder = fr.write_round(tmp_path / "r", images, fr.predictor(images))
+    preds = pd.read_csv(folder / "predictions.csv")
+    leak = preds.iloc[:10].assign(subset="val", name=lambda f: "v_" + f["name"])
+    pd.concat([preds, leak]).to_csv(folder / "predictions.csv", index=False)
+    assert len(load_run(folder).rounds[0].predictions) == len(images)
+
+
+def test_profiles_are_read_from_folders_or_files(tmp_path):
+    (tmp_path / "p").mkdir()
+    pd.DataFrame({"backbone": ["a"], "params_m": [1.0]}).to_csv(tmp_path / "p" / "profile.csv",
+                                                                index=False)
+    rows = read_profiles([tmp_path / "p", tmp_path / "p" / "profile.csv"])
+    assert list(rows["source"]) == [str(tmp_path / "p" / "profile.csv")] * 2
+    assert read_profiles([]) is None
+    with pytest.raises(IqabenchError, match="iqabench profile --out"):
+        read_profiles([tmp_path / "missing"])

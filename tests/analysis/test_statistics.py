@@ -1,0 +1,165 @@
+"""analysis.statistics: per-round metrics, validation epochs, the paired bootstrap."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from iqabench import metrics
+from iqabench.analysis.loading import load_run, load_runs
+from iqabench.analysis.statistics import (
+    metric_rows,
+    paired_bootstrap_rounds,
+    paired_comparisons,
+    round_metrics,
+    validation_results,
+)
+from iqabench.runfolder import aggregate_rounds
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import fake_runs as fr  # noqa: E402
+
+N_BOOT = 300  # enough for stable 95% intervals at these sizes, fast on 2 cores
+
+
+@pytest.fixture
+def images():
+    return fr.make_images()
+
+
+def test_metrics_are_recomputed_from_predictions_and_aggregated(tmp_path, images):
+    preds = [fr.predictor(images, seed=k) for k in range(3)]
+    run = load_run(fr.write_multi_round(tmp_path / "m", [(images, p) for p in preds]))
+    run.label = "m"
+    per_round = round_metrics([run])
+    expected = [metrics.srcc(p, images["mos"]) for p in preds]
+    assert np.allclose(per_round["srcc"], expected)
+    summary = aggregate_rounds(per_round, ("run", "dataset"))
+    row = summary.iloc[0]
+    assert row["rounds"] == 3 and row["n"] == len(images)
+    assert row["srcc"] == pytest.approx(np.median(expected))
+    assert row["srcc_mean"] == pytest.approx(np.mean(expected))
+    assert row["srcc_std"] == pytest.approx(np.std(expected, ddof=1))
+
+
+def test_validation_takes_the_best_srcc_epoch(tmp_path, images):
+    run = load_run(fr.write_round(tmp_path / "r", images, fr.predictor(images),
+                                  val_srcc=[0.5, 0.9, 0.7]))
+    run.label = "r"
+    val = validation_results([run]).iloc[0]
+    assert val["best_epoch"] == 2 and val["val_srcc"] == 0.9
+    assert val["val_plcc"] == pytest.approx(0.88)  # PLCC at the same epoch, not its own max
+
+
+def test_vectorised_metrics_match_scipy_with_ties():
+    rng = np.random.default_rng(0)
+    pred = np.round(rng.normal(size=(5, 40)), 1)  # many ties
+    mos = np.round(rng.normal(size=(5, 40)), 1)
+    for name in ("srcc", "plcc", "rmse", "krcc"):
+        fn = getattr(metrics, name)
+        assert np.allclose(metric_rows(pred, mos, name), [fn(p, y) for p, y in zip(pred, mos)])
+
+
+def test_one_round_is_exactly_metrics_paired_bootstrap(images):
+    """Same resamples, same point difference and p-value; the interval ends agree to
+    rounding (vectorised vs per-resample correlations)."""
+    mos = images["mos"].to_numpy()
+    a, b = fr.predictor(images), fr.predictor(images, model_error=8, seed=1)
+    got = paired_bootstrap_rounds([(mos, a, b)], "srcc", n_boot=N_BOOT, seed=3)
+    want = metrics.paired_bootstrap(a, b, mos, "srcc", n_boot=N_BOOT, seed=3)
+    assert got.keys() == want.keys()
+    for key in ("diff", "p_value", "significant"):
+        assert got[key] == want[key], key
+    for key in ("ci_low", "ci_high"):
+        assert got[key] == pytest.approx(want[key], abs=1e-12), key
+
+
+def test_one_round_interval_is_scipys_paired_percentile_bootstrap(images):
+    """An independent second method: scipy's own percentile interval on the same seed."""
+    mos = images["mos"].to_numpy()
+    a, b = fr.predictor(images), fr.predictor(images, model_error=8, seed=1)
+    got = paired_bootstrap_rounds([(mos, a, b)], "plcc", n_boot=N_BOOT, seed=5)
+    ref = stats.bootstrap((a, b, mos), lambda x, y, m: metrics.plcc(y, m) - metrics.plcc(x, m),
+                          paired=True, vectorized=False, n_resamples=N_BOOT,
+                          method="percentile", rng=np.random.default_rng(5))
+    assert got["ci_low"] == pytest.approx(ref.confidence_interval.low, abs=1e-12)
+    assert got["ci_high"] == pytest.approx(ref.confidence_interval.high, abs=1e-12)
+
+
+def test_multi_round_difference_is_the_mean_of_round_differences(images):
+    mos = images["mos"].to_numpy()
+    strata = [(mos, fr.predictor(images, seed=k), fr.predictor(images, 6, seed=10 + k))
+              for k in range(3)]
+    got = paired_bootstrap_rounds(strata, "plcc", n_boot=N_BOOT)
+    diffs = [metrics.plcc(b, y) - metrics.plcc(a, y) for y, a, b in strata]
+    assert got["diff"] == pytest.approx(np.mean(diffs))
+    assert got["ci_low"] < got["diff"] < got["ci_high"] and got["significant"]
+
+
+def test_rounds_that_disagree_cannot_support_a_difference(images):
+    """Better by 0.07 in one round, worse by 0.01 in the other: resampling rounds as well
+    as images keeps the interval across 0 (training randomness is part of the answer)."""
+    mos = images["mos"].to_numpy()
+    better = (mos, fr.predictor(images, 14, seed=1), fr.predictor(images, 4, seed=2))
+    worse = (mos, fr.predictor(images, 6, seed=3), fr.predictor(images, 7, seed=4))
+    assert paired_bootstrap_rounds([better], n_boot=N_BOOT)["significant"]
+    both = paired_bootstrap_rounds([better, worse], n_boot=N_BOOT)
+    assert both["diff"] > 0 and not both["significant"]
+
+
+def _runs(tmp_path, images, variant_pred, rounds=1, **variant_kwargs):
+    base_preds = [fr.predictor(images, seed=k) for k in range(rounds)]
+    a = fr.write_multi_round(tmp_path / "base", [(images, p) for p in base_preds])
+    variants = [(images, variant_pred(p, k)) for k, p in enumerate(base_preds)]
+    b = fr.write_multi_round(tmp_path / "var", variants, **variant_kwargs)
+    return load_runs([a, b])
+
+
+def test_same_model_rerun_with_another_seed_is_not_significant(tmp_path, images):
+    """The same predictor plus independent small noise: no difference these data support."""
+    runs, base = _runs(tmp_path, images, lambda p, k: fr.rerun(p, seed=k), rounds=1, seed=1)
+    paired = paired_comparisons(runs, base, ("srcc", "plcc"), n_boot=N_BOOT)
+    assert list(paired["significance"]) == ["not significant"] * 2
+    assert (paired["ci_low"] < 0).all() and (paired["ci_high"] > 0).all()
+    assert (paired["n_images"] == len(images)).all()
+
+
+def test_seed_reruns_are_rarely_significant_over_many_draws(images):
+    """Calibration: over 10 independent re-runs (3 rounds each), at most 2 read significant
+    (a 95% interval should exclude 0 about 5% of the time)."""
+    mos = images["mos"].to_numpy()
+    hits = 0
+    for draw in range(10):
+        strata = []
+        for k in range(3):
+            p = fr.predictor(images, seed=100 * draw + k)
+            strata.append((mos, fr.rerun(p, seed=2 * (100 * draw + k)),
+                           fr.rerun(p, seed=2 * (100 * draw + k) + 1)))
+        hits += paired_bootstrap_rounds(strata, "srcc", n_boot=N_BOOT, seed=draw)["significant"]
+    assert hits <= 2
+
+
+def test_clearly_better_variant_is_significant(tmp_path, images):
+    mos = images["mos"].to_numpy()
+
+    def better(p, k):  # the same errors, shrunk to 30%
+        return mos + 0.3 * (p - mos)
+
+    runs, base = _runs(tmp_path, images, better, rounds=2, hyper_input="multiscale")
+    paired = paired_comparisons(runs, base, ("srcc",), n_boot=N_BOOT)
+    row = paired.iloc[0]
+    assert row["significance"] == "significant" and row["diff"] > 0 and row["rounds"] == 2
+
+
+def test_disjoint_test_images_are_not_comparable(tmp_path, images):
+    other = fr.make_images(prefix="other")
+    a = fr.write_round(tmp_path / "a", images, fr.predictor(images))
+    b = fr.write_round(tmp_path / "b", other, fr.predictor(other), loss="l1+rank")
+    runs, base = load_runs([a, b])
+    paired = paired_comparisons(runs, base, ("srcc",), n_boot=N_BOOT)
+    assert paired.iloc[0]["significance"] == "not comparable"
+    assert np.isnan(paired.iloc[0]["diff"])
