@@ -1,7 +1,7 @@
 """Training losses: L1, pairwise ranking hinge, and their sum.
 
 SRCC only cares about order, L1 only about distance; the composite
-``l1 + alpha * rank`` (scheme 2 of the enhancement guide) asks for both.
+``l1 + alpha * rank`` asks for both.
 
 Label scale matters for the ranking margin: a margin of 0.1 is a tenth of the scale on
 labels normalised to [0, 1] (``label_scale="unit"``, the default) but almost nothing on

@@ -15,13 +15,15 @@ With ``resnet50`` at 224 this is the original network to the parameter (27,375,3
   layer, weights per image (batched matmul, so gradients reach the hyper network).
 
 Pooling is adaptive, so 224 inputs are pooled exactly as the original's fixed
-``AvgPool2d(7)`` and other sizes (256, 384) still run (the original's issue #17).
+``AvgPool2d(7)`` and other sizes (256, 384) still run (the original hard-codes 224: at
+other sizes its fixed pools give other map sizes, which its Linear layers and weight
+reshapes do not fit).
 
 Hyper input
 -----------
 ``hyper_input="last"`` is the original: the hyper network sees the last stage only.
 
-``hyper_input="multiscale"`` (scheme 3 of the enhancement guide) gives it every stage::
+``hyper_input="multiscale"`` gives it every stage (all scales, not only the last)::
 
     stage 1 (C1 x H1 x W1) --adaptive avg pool--> C1 x 7 x 7 --+
     stage 2 (C2 x H2 x W2) --adaptive avg pool--> C2 x 7 x 7 --+-- concat on channels
@@ -32,8 +34,8 @@ Hyper input
 
 Pooling every stage to the last stage's grid keeps a spatial map for the 3x3 weight
 generators, and the map's global average (what the bias generators and fc5 see) is
-exactly the guide's "super semantic vector": the concatenated global averages of all
-stages (96+192+384+768 = 1440 channels for Swin-T, 3840 for ResNet-50). Only the first
+exactly the concatenated global averages of all stages, one vector describing every
+scale (96+192+384+768 = 1440 channels for Swin-T, 3840 for ResNet-50). Only the first
 1x1 conv grows; the generators and the target network keep their sizes.
 """
 

@@ -94,7 +94,7 @@ def test_swin_nhwc_features_become_nchw():
     m = build_model("swin_tiny_patch4_window7_224", "multiscale")
     assert m.spec.output_fmt == "NHWC"
     assert m.spec.channels == (96, 192, 384, 768)
-    assert m.hyper_in[0].in_channels == 1440  # the guide's "super semantic vector"
+    assert m.hyper_in[0].in_channels == 1440  # global averages of all stages: 96+192+384+768
     with torch.no_grad():
         stages = m.features(torch.rand(1, 3, 224, 224))
         assert [tuple(s.shape[1:]) for s in stages] == [
