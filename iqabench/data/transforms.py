@@ -121,7 +121,7 @@ def eval_crops(
 
     - ``grid`` (default): a deterministic k x k grid, ``n = k * k`` (25 -> 5 x 5), evenly
       spaced from corner to corner; the same image always gets the same score, which the
-      original's 25 random test crops did not (its issue #31). Returns (n, 3, size, size).
+      original's 25 random test crops did not. Returns (n, 3, size, size).
     - ``center``: one central crop, (1, 3, size, size); ``n`` is ignored.
     - ``random``: ``n`` uniformly placed crops drawn from a generator seeded with ``seed``
       (the original protocol, made repeatable). Returns (n, 3, size, size).
