@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +105,10 @@ def test_full_default_set(tmp_path: Path):
     assert frame.groupby("group").size().to_dict() == {
         "blur": 60, "contrast": 60, "jpeg": 60, "noise": 60, "pixelate": 60, "reference": 12, "saturation": 40
     }
+
+
+def test_reading_the_synthetic_set_needs_no_torch():
+    """``iqabench data check synthetic`` stays free of torch; skimage loads only to generate."""
+    code = "import sys, iqabench.data.synthetic; print(sorted(m for m in ('torch', 'skimage') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
