@@ -1,11 +1,15 @@
-"""Typed configs for ``iqabench train`` and ``iqabench eval``.
+"""Typed configs for ``iqabench train`` and ``iqabench eval``, as pydantic schemas.
 
-One frozen dataclass per command, each default commented. A run is resolved in layers:
-field defaults < the recipe (``--recipe original``) < the config file (TOML or YAML)
-< command-line flags. The resolved :class:`TrainConfig` is what lands in the run
-folder's ``config.yaml`` and in every checkpoint, and that file can be fed back with
-``--config``. Unknown keys are refused by name (a misspelt key that silently does
-nothing is how a run ends up not being the run you think it is).
+A run is resolved in layers: field defaults < the recipe (``--recipe original``) < the
+config file (TOML or YAML) < command-line flags. The resolved :class:`TrainConfig` is what
+lands in the run folder's ``config.yaml`` and in every checkpoint, and that file can be
+fed back with ``--config``. Unknown keys are refused by name (a misspelt key that silently
+does nothing is how a run ends up not being the run you think it is), and every bad value
+is reported on one line naming the file, the key and the value.
+
+Each field's ``description`` is also the help of its command-line flag
+(:mod:`iqabench.cli.options`), so the schema is the one place a setting is documented.
+This module needs neither torch nor timm.
 """
 
 from __future__ import annotations
@@ -13,17 +17,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import types
-import typing
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass as schema_dataclass
 
 from iqabench.errors import IqabenchError
-from iqabench.losses import LabelScale, LossKind
-from iqabench.models.hyperiqa import HyperIQAConfig
 
 SplitKind = Literal["random", "official"]
 OptimizerName = Literal["adam", "adamw"]
@@ -32,9 +33,51 @@ CropMode = Literal["grid", "center", "random", "full"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 AmpMode = Literal["auto", "none", "bf16", "fp16"]
 Recipe = Literal["default", "original"]
+LossKind = Literal["l1", "rank", "l1+rank"]
+LabelScale = Literal["unit", "raw"]
+HyperInput = Literal["last", "multiscale"]
+InitMode = Literal["original", "centered"]
+Subset = Literal["train", "val", "test", "all"]
 
 
-@dataclass(frozen=True)
+class ConfigError(IqabenchError, ValueError):
+    """A config that fails validation; the message is one line naming key and value."""
+
+
+_FIELDS = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
+@schema_dataclass(frozen=True, config=_FIELDS)
+class HyperIQAConfig:
+    """Architecture of one Hyper-IQA variant; saved in every checkpoint."""
+
+    backbone: str = "resnet50"  # any timm model with features_only support
+    hyper_input: HyperInput = "last"  # "last" (original) or "multiscale" (every stage pooled)
+    input_size: int = 224  # crop size; fixed-grid backbones (Swin) are built for it
+    lda_out: int = 16  # LDA output per non-last stage (original: 16)
+    target_in: int = 224  # target-network input size (original: 224)
+    hyper_channels: int = 112  # channels of the hyper-network map (original: 112)
+    target_sizes: tuple[int, ...] = (112, 56, 28, 14)  # hidden target layers (original)
+    feature_size: int = 7  # grid of the hyper-network map (original: 7 at 224 input)
+    # "original": Kaiming-normal generators as in SSL92/hyperIQA. "centered": the same,
+    # then fc5's generators scaled by 0.1 and the output bias set to score_init, so first
+    # predictions sit near the label mean (on AGIQA-3K this lifted a 1-epoch ResNet-50
+    # from 0.68 to 0.81 test SRCC).
+    init: InitMode = "centered"
+    score_init: float = 0.5  # output bias at start for init="centered" (label units)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "model config") -> HyperIQAConfig:
+        try:
+            return cls(**data)
+        except ValidationError as err:
+            raise ConfigError(_one_line(err, "model config", source)) from None
+
+
+@schema_dataclass(frozen=True, config=_FIELDS)
 class TestSet:
     """A dataset scored after training, as a whole (cross-dataset test)."""
 
@@ -44,148 +87,177 @@ class TestSet:
     root: str | None = None  # None: only for datasets that need no folder (synthetic)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class _Schema(BaseModel):
+    """Frozen, unknown keys refused, numbers accepted for strings (YAML ``seed: 1`` in a
+    str field), and every validation error raised as one :class:`ConfigError` line."""
+
+    model_config = ConfigDict(frozen=True, **_FIELDS)
+    what: ClassVar[str] = "config"
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise ConfigError(_one_line(err, self.what, "")) from None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config"):
+        """Validate ``data`` (a config file's mapping); errors name ``source``."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping of keys to values for {cls.what}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise ConfigError(_one_line(err, cls.what, source)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only (lists, not tuples): what ``config.yaml`` holds."""
+        return self.model_dump(mode="json")
+
+    def replace(self, **changes: Any):
+        """A copy with ``changes``, validated like any other config."""
+        return type(self).from_dict({**dict(self), **changes}, source="replace()")
+
+
+class TrainConfig(_Schema):
     """Everything one ``iqabench train`` run depends on."""
 
+    what: ClassVar[str] = "train config"
+
     # --- data
-    dataset: str = "synthetic"  # a name in iqabench.data.DATASETS
-    root: str | None = None  # the dataset folder as distributed
-    tests: tuple[TestSet, ...] = ()  # extra datasets to test on, whole (cross-dataset)
-    limit: int | None = None  # keep only this many images per dataset (seeded): quick runs
-    skip_bad: bool = False  # leave out unreadable images (listed in skipped.csv)
-    split_kind: SplitKind = "random"  # random rounds, or the dataset's official split
-    split: str | None = None  # reuse a saved split: a split.csv or a run folder holding one
-    test_fraction: float = 0.2  # of the images (or contents) held out for test
-    val_fraction: float = 0.1  # carved from the training part; selects the epoch, never test
-    seed: int = 0  # seeds splits, init and crops; round k uses seed + k for init and crops
-    rounds: int = 1  # random splits; >1 writes RUN/round_XX/ and a summary
-    round: int | None = None  # run only this round (0-based) into RUN/round_KK/ (SLURM arrays)
+    dataset: str = Field(description="Training dataset id (e.g. koniq10k, livec, agiqa3k, synthetic).")
+    root: str | None = Field(None, description="The dataset folder as distributed.")
+    tests: tuple[TestSet, ...] = Field((), description="Also test on a whole other dataset, "
+                                       "ID:DIR (repeatable; cross-dataset).")
+    limit: int | None = Field(None, ge=4, description="Use only N images of each dataset, a "
+                              "subset drawn with --seed (quick runs).")
+    skip_bad: bool = Field(False, description="Leave out unreadable images; they are listed in "
+                           "RUN/skipped.csv.")
+    split_kind: SplitKind = Field("random", description="Random seeded rounds or the dataset's "
+                                  "official split.")
+    split: str | None = Field(None, description="Reuse a saved split: a split.csv or a run "
+                              "folder holding one.")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="Share of the images (by content) "
+                                 "held out for test.")
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="Share of the training part used "
+                                "to pick the epoch (never the test part).")
+    seed: int = Field(0, description="Seeds the split, the --limit subset, initialisation and "
+                      "crops; round k uses seed + k for initialisation and crops.")
+    rounds: int = Field(1, ge=1, description="Random splits to train; >1 writes RUN/round_XX/ "
+                        "and RUN/summary.csv.")
+    round: int | None = Field(None, ge=0, description="Train only round K (0-based) into "
+                              "RUN/round_KK/, e.g. one SLURM array task.")
     # --- model
     model: HyperIQAConfig = HyperIQAConfig()
-    pretrained: bool = True  # ImageNet backbone weights (timm hub, or `weights`)
-    weights: str | None = None  # local backbone weights file (e.g. from convert-lite)
+    pretrained: bool = Field(True, description="ImageNet backbone weights (timm hub, or --weights).")
+    weights: str | None = Field(None, description="Local backbone weights file (offline; see "
+                                "'iqabench weights convert-lite').")
     # --- loss
-    loss: LossKind = "l1"  # "l1", "rank" or "l1+rank"
-    alpha: float = 1.0  # weight of the ranking term in "l1+rank"
-    margin: float = 0.1  # ranking hinge margin, in [0, 1] label units (scaled for raw labels)
-    label_scale: LabelScale = "unit"  # "unit": (mos - lo) / (hi - lo); "raw": MOS as given
+    loss: LossKind = Field("l1", description="L1, pairwise ranking hinge, or L1 + alpha * rank.")
+    alpha: float = Field(1.0, ge=0, description="Weight of the ranking term in l1+rank.")
+    margin: float = Field(0.1, ge=0, description="Ranking margin in [0,1] label units (scaled by "
+                          "the MOS range for raw labels).")
+    label_scale: LabelScale = Field("unit", description="'unit': labels normalised to [0,1] by "
+                                    "the MOS range; 'raw': MOS as distributed.")
     # --- optimisation
-    optimizer: OptimizerName = "adam"
-    lr: float = 1e-4  # backbone learning rate
-    head_lr_ratio: float = 10.0  # heads (LDA, hyper network, generators) at lr x this
-    weight_decay: float = 5e-4
-    schedule: ScheduleName = "cosine"  # per epoch; "original": heads /10 every 6 epochs
-    step_epochs: int = 6  # "step": multiply every lr by `gamma` every this many epochs
-    gamma: float = 0.1
-    epochs: int = 6
-    batch_size: int = 32  # crops per optimiser step (per process under DDP)
-    crops_per_image: int = 1  # random crops per training image per epoch (original: 25)
-    flip: bool = True  # random horizontal flips of training crops
+    optimizer: OptimizerName = Field("adam", description="Optimiser.")
+    lr: float = Field(1e-4, gt=0, description="Backbone learning rate.")
+    head_lr_ratio: float = Field(10.0, gt=0, description="Heads (LDA, hyper network, "
+                                 "generators) train at lr x this.")
+    weight_decay: float = Field(5e-4, ge=0, description="Weight decay.")
+    schedule: ScheduleName = Field("cosine", description="Learning-rate schedule, per epoch; "
+                                   "'original': Hyper-IQA's head decay (/10 every 6 epochs).")
+    step_epochs: int = Field(6, ge=1, description="Schedule 'step': multiply every lr by gamma "
+                             "every this many epochs.")
+    gamma: float = Field(0.1, gt=0, description="Schedule 'step': the lr factor.")
+    epochs: int = Field(6, ge=1, description="Epochs.")
+    batch_size: int = Field(32, ge=1, description="Crops per optimiser step (per process).")
+    crops_per_image: int = Field(1, ge=1, description="Random training crops per image per "
+                                 "epoch (original recipe: 25).")
+    flip: bool = Field(True, description="Random horizontal flips of training crops.")
     # --- evaluation
-    eval_crop_mode: CropMode = "grid"  # test-time crops; "grid" is deterministic
-    eval_crops: int = 9  # crops per test image, averaged: 3x3 grid (original: 25; CPU-sane)
-    val_crops: int = 4  # crops per validation image (every epoch, so kept cheap: 2x2 grid)
-    eval_batch_size: int = 32  # crops per forward pass when scoring
-    n_boot: int = 1000  # bootstrap resamples for the SRCC interval
+    eval_crop_mode: CropMode = Field("grid", description="Test-time crops ('grid' is "
+                                     "deterministic).")
+    eval_crops: int = Field(9, ge=1, description="Crops per test image, averaged (a square "
+                            "number for grid; original recipe: 25).")
+    val_crops: int = Field(4, ge=1, description="Crops per validation image, every epoch.")
+    eval_batch_size: int = Field(32, ge=1, description="Crops per forward pass when scoring.")
+    n_boot: int = Field(1000, ge=0, description="Bootstrap resamples for the 95% intervals "
+                        "(0: none).")
     # --- runtime
-    device: DeviceName = "auto"  # "auto": cuda when available
-    amp: AmpMode = "auto"  # "auto": bf16 on CUDA, none on CPU
-    channels_last: bool = True
-    compile: bool = False  # torch.compile the model (CUDA; slow to start)
-    workers: int = 0  # decode threads when building the image cache (0: one per core, <= 8)
-    cache_dir: str | None = None  # keep decoded pixels here between runs (None: in RAM only)
-    recipe: Recipe = "default"  # "original": Hyper-IQA's own recipe, defects fixed
-    out: str | None = None  # run folder
+    device: DeviceName = Field("auto", description="Device; auto: cuda when available.")
+    amp: AmpMode = Field("auto", description="Mixed precision; auto: bf16 on CUDA, none on CPU.")
+    channels_last: bool = Field(True, description="NHWC memory layout.")
+    compile: bool = Field(False, description="Compile the model (TorchInductor; slow to start, "
+                          "needs a C++ compiler on CPU).")
+    workers: int = Field(0, ge=0, description="Image decode threads (0: one per core, at most 8).")
+    cache_dir: str | None = Field(None, description="Keep decoded pixels here to reuse in later "
+                                  "runs (default: in memory only).")
+    recipe: Recipe = Field("default", description="'original': Hyper-IQA's own recipe (25 crops, "
+                           "batch 96, 16 epochs, raw L1), defects fixed.")
+    out: str | None = Field(None, description="Run folder to write.")
 
-    def __post_init__(self) -> None:
-        checks = [
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.crops_per_image >= 1, "crops_per_image must be >= 1"),
-            (self.eval_crops >= 1, "eval_crops must be >= 1"),
-            (self.val_crops >= 1, "val_crops must be >= 1"),
-            (self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
-            (self.rounds >= 1, "rounds must be >= 1"),
-            (self.round is None or 0 <= self.round < self.rounds,
-             f"round {self.round} is not in 0..rounds-1 (give rounds > round)"),
-            (self.lr > 0, "lr must be > 0"),
-            (self.head_lr_ratio > 0, "head_lr_ratio must be > 0"),
-            (self.weight_decay >= 0, "weight_decay must be >= 0"),
-            (self.alpha >= 0, "alpha must be >= 0"),
-            (self.margin >= 0, "margin must be >= 0"),
-            (self.step_epochs >= 1, "step_epochs must be >= 1"),
-            (0 < self.test_fraction < 1, "test_fraction must be in (0, 1)"),
-            (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
-            (self.limit is None or self.limit >= 4, "limit must be >= 4 images"),
-            (self.n_boot >= 0, "n_boot must be >= 0"),
-            (self.workers >= 0, "workers must be >= 0"),
-        ]
+    @field_validator("tests", mode="before")
+    @classmethod
+    def _test_sets_from_text(cls, value: Any) -> Any:
+        """``ID:DIR`` strings (as ``--test`` takes them) are accepted for test sets."""
+        if isinstance(value, (list, tuple)):
+            return tuple(parse_test_set(v) if isinstance(v, str) else v for v in value)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.round is not None and self.round >= self.rounds:
+            raise ValueError(f"round = {self.round} is not in 0..rounds-1 (rounds = "
+                             f"{self.rounds}; give rounds > round)")
         if self.eval_crop_mode == "grid":
             for key in ("eval_crops", "val_crops"):
                 n = getattr(self, key)
-                checks.append((math.isqrt(n) ** 2 == n,
-                               f"{key} = {n}: grid crops need a square number (4, 9, 16, 25)"))
-        for ok, message in checks:
-            if not ok:
-                raise IqabenchError(f"bad train config: {message}")
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["model"] = self.model.to_dict()
-        data["model"]["target_sizes"] = list(self.model.target_sizes)
-        data["tests"] = [dataclasses.asdict(t) for t in self.tests]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "TrainConfig":
-        return _build(cls, data, source)
-
-    def replace(self, **changes) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
+                if math.isqrt(n) ** 2 != n:
+                    raise ValueError(f"{key} = {n}: grid crops need a square number "
+                                     "(4, 9, 16, 25)")
+        return self
 
 
-@dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(_Schema):
     """``iqabench eval``: one checkpoint on one dataset (or one subset of it).
 
-    Crop settings left at None are taken from the checkpoint's training config, so the
-    command reproduces the training run's test numbers by default.
+    Settings left at None are taken from the checkpoint's run (dataset and root from the
+    ``split`` run folder's config.yaml, crops from the training config in the
+    checkpoint), so the command reproduces the training run's test numbers by default.
+    Shared settings have the names, meaning and defaults of :class:`TrainConfig`.
     """
 
-    checkpoint: str
-    dataset: str
-    root: str | None = None
-    split: str | None = None  # split.csv or run folder; None: the whole dataset
-    subset: Literal["train", "val", "test", "all"] = "test"  # used with `split`
-    crop_mode: CropMode | None = None  # None: as in training (else "grid")
-    n_crops: int | None = None  # None: as in training (else 25)
-    batch_size: int | None = None  # None: as in training (else 32)
-    logistic: int | None = None  # 4 or 5: also report PLCC after the VQEG logistic fit
-    n_boot: int = 1000  # bootstrap resamples for 95% intervals (0: none)
-    limit: int | None = None  # score only this many images (quick checks)
+    what: ClassVar[str] = "eval config"
+
+    checkpoint: str = Field(description="A run's best.pt (or last.pt).")
+    dataset: str | None = Field(None, description="Dataset id to score (default: the --split "
+                                "run's dataset).")
+    root: str | None = Field(None, description="The dataset folder as distributed (default: "
+                             "the --split run's).")
+    split: str | None = Field(None, description="A run folder or split.csv: score its --subset "
+                              "only. Without it, every image of the dataset.")
+    subset: Subset = Field("test", description="Subset of --split to score.")
+    eval_crop_mode: CropMode | None = None  # None: as the run was tested
+    eval_crops: int | None = Field(None, ge=1)  # None: as the run was tested
+    eval_batch_size: int | None = Field(None, ge=1)  # None: as the run was tested
+    logistic: Literal[4, 5] | None = Field(None, description="Also report PLCC after the VQEG "
+                                           "4- or 5-parameter logistic fit.")
+    n_boot: int = Field(1000, ge=0)
+    limit: int | None = Field(None, ge=1)  # a subset drawn with `seed`, as in training
+    seed: int = 0
     device: DeviceName = "auto"
     amp: AmpMode = "auto"
     channels_last: bool = True
-    compile: bool = False  # TorchInductor with frozen weights (evaluation.compile_for_inference)
-    out: str | None = None  # folder for predictions.csv and metrics.csv
-
-    def __post_init__(self) -> None:
-        if self.logistic not in (None, 4, 5):
-            raise IqabenchError(f"--logistic takes 4 or 5, not {self.logistic}")
-        if self.n_crops is not None and self.n_crops < 1:
-            raise IqabenchError("--n-crops must be >= 1")
-        if self.n_boot < 0:
-            raise IqabenchError("--bootstrap must be >= 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    compile: bool = False  # TorchInductor with frozen weights (runtime.compile_for_inference)
+    out: str | None = Field(None, description="Folder for predictions.csv and metrics.csv.")
 
 
 # ---------------------------------------------------------------------------- recipes
 
-#: ``--recipe original``: train_test_IQA.py / HyerIQASolver.py of the Hyper-IQA code
-#: (DESIGN.md section 2), with its defects fixed as documented in iqabench.training.
+#: ``--recipe original``: the training settings of Hyper-IQA's own code
+#: (train_test_IQA.py / HyerIQASolver.py), with its defects fixed as documented in
+#: iqabench.training.
 RECIPES: dict[str, dict[str, Any]] = {
     "default": {},
     "original": {
@@ -203,14 +275,16 @@ def resolve_train_config(file: str | Path | None = None,
     the user gave, in the config's own shape (``{"model": {"backbone": ...}}``)."""
     overrides = overrides or {}
     from_file = load_config_file(file) if file else {}
-    _check_keys(TrainConfig, from_file, str(file))
-    _check_keys(TrainConfig, overrides, "flags")
     recipe = overrides.get("recipe", from_file.get("recipe", "default"))
     if recipe not in RECIPES:
-        raise IqabenchError(f"unknown recipe {recipe!r}: choose from {', '.join(RECIPES)}")
+        raise ConfigError(f"unknown recipe {recipe!r}: choose from {', '.join(RECIPES)}")
+    source = " and ".join([f"{file}"] * bool(file) + ["flags"] * bool(overrides)) or "defaults"
     merged = _merge(_merge(RECIPES[recipe], from_file), overrides)
+    if "dataset" not in merged:
+        raise ConfigError("no dataset: pass --dataset ID (e.g. agiqa3k, koniq10k, synthetic) "
+                          "or set dataset in the config file")
     merged["recipe"] = recipe
-    return TrainConfig.from_dict(merged, source=str(file) if file else "flags")
+    return TrainConfig.from_dict(merged, source=source)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -219,19 +293,18 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise IqabenchError(f"config file not found: {path}")
     text = path.read_text()
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise IqabenchError(f"config file {path} must end in .toml, .yaml or .yml")
     try:
-        if path.suffix.lower() == ".toml":
+        if suffix == ".toml":
             try:
                 import tomllib
             except ModuleNotFoundError:  # Python 3.10
                 import tomli as tomllib  # type: ignore[no-redef]
             data = tomllib.loads(text)
-        elif path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
         else:
-            raise IqabenchError(f"config file {path} must end in .toml, .yaml or .yml")
-    except IqabenchError:
-        raise
+            data = yaml.safe_load(text) or {}
     except Exception as err:  # a parse error: say where
         raise IqabenchError(f"cannot parse config file {path}: {err}".splitlines()[0]) from err
     if not isinstance(data, dict):
@@ -247,9 +320,18 @@ def save_config(config: TrainConfig, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-# ------------------------------------------------------------------- dict -> dataclass
+def parse_test_set(text: str) -> TestSet:
+    """``ID:DIR`` (or just ``ID`` for datasets that need no folder) as a TestSet."""
+    name, sep, root = text.partition(":")
+    if not name:
+        raise ConfigError(f"--test {text!r}: expected DATASET:DIR")
+    return TestSet(dataset=name, root=root if sep and root else None)
+
+
+# ------------------------------------------------------------------------- helpers
 
 def _merge(base: dict, extra: dict) -> dict:
+    """``extra`` over ``base``, nested mappings (``model``) merged key by key."""
     out = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
@@ -259,96 +341,24 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def _check_keys(cls, data: dict, source: str) -> None:
-    """Refuse keys the dataclass does not have (and, for TrainConfig, in ``model``),
-    naming all of them at once."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if cls is TrainConfig and isinstance(data.get("model"), dict):
-        model_known = {f.name for f in dataclasses.fields(HyperIQAConfig)}
-        unknown += [f"model.{k}" for k in sorted(set(data["model"]) - model_known)]
+def _one_line(err: ValidationError, what: str, source: str) -> str:
+    """pydantic's errors as one line: unknown keys first (all of them), then each bad
+    value as ``key = value: why``."""
+    unknown, problems = [], []
+    for item in err.errors(include_url=False):
+        key = ".".join(str(part) for part in item["loc"])
+        message = " ".join(str(item["msg"]).split()).removeprefix("Value error, ")
+        if item["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            unknown.append(key)
+        elif item["type"] == "missing":
+            problems.append(f"{key} is required")
+        elif not key:
+            problems.append(message)
+        else:
+            value = repr(item["input"])
+            value = value if len(value) <= 60 else value[:57] + "..."
+            problems.append(f"{key} = {value}: {message}")
     if unknown:
-        raise IqabenchError(f"unknown config key(s) in {source}: {', '.join(unknown)}")
-
-
-def _build(cls, data: dict[str, Any], source: str):
-    """``cls(**data)`` with keys checked, values converted to the annotated types, and
-    bad values named."""
-    if not isinstance(data, dict):
-        raise IqabenchError(f"{source}: expected a mapping for {cls.__name__}")
-    _check_keys(cls, data, source)
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in data.items():
-        kwargs[key] = _convert(hints[key], value, f"{source}: {key}")
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise IqabenchError(f"{source}: {err}") from err
-
-
-def _convert(tp, value, where: str):
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _convert(arg, value, where)
-            except IqabenchError:
-                continue
-        raise IqabenchError(f"{where} = {value!r} is not a valid {tp}")
-    if origin is Literal:
-        if value not in args:
-            raise IqabenchError(f"{where} = {value!r}: choose from {', '.join(map(str, args))}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise IqabenchError(f"{where} must be a list")
-        inner = args[0] if args else Any
-        return tuple(_convert(inner, v, where) for v in value)
-    if tp is HyperIQAConfig:
-        if isinstance(value, HyperIQAConfig):
-            return value
-        return _build(HyperIQAConfig, value, where)
-    if tp is TestSet:
-        if isinstance(value, TestSet):
-            return value
-        if isinstance(value, str):
-            return parse_test_set(value)
-        return _build(TestSet, value, where)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise IqabenchError(f"{where} = {value!r} must be true or false")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise IqabenchError(f"{where} = {value!r} must be an integer")
-        try:
-            number = float(value)
-        except ValueError:
-            raise IqabenchError(f"{where} = {value!r} must be an integer") from None
-        if number != int(number):
-            raise IqabenchError(f"{where} = {value!r} must be an integer")
-        return int(number)
-    if tp is float:
-        if isinstance(value, bool):
-            raise IqabenchError(f"{where} = {value!r} must be a number")
-        try:
-            return float(value)  # YAML 1.1 reads "2e-5" as a string
-        except (TypeError, ValueError):
-            raise IqabenchError(f"{where} = {value!r} must be a number") from None
-    if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise IqabenchError(f"{where} = {value!r} must be a string")
-    return value
-
-
-def parse_test_set(text: str) -> TestSet:
-    """``ID:DIR`` (or just ``ID`` for datasets that need no folder) as a TestSet."""
-    name, sep, root = text.partition(":")
-    if not name:
-        raise IqabenchError(f"--test {text!r}: expected DATASET:DIR")
-    return TestSet(dataset=name, root=root if sep and root else None)
-
+        problems.insert(0, f"unknown key(s) {', '.join(unknown)}")
+    where = f" in {source}" if source else ""
+    return f"bad {what}{where}: {'; '.join(problems)}"

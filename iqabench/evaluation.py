@@ -31,10 +31,10 @@ import pandas as pd
 import torch
 
 from iqabench import runfolder
-from iqabench.config import EvalConfig
+from iqabench.config import EvalConfig, HyperIQAConfig
 from iqabench.errors import IqabenchError
 from iqabench.metrics import bootstrap_ci, compute_metrics
-from iqabench.models.hyperiqa import HyperIQA, HyperIQAConfig, flatten_target_params
+from iqabench.models.hyperiqa import HyperIQA, flatten_target_params
 
 log = logging.getLogger(__name__)
 

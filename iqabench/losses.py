@@ -13,14 +13,12 @@ trainer logs it.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-LossKind = Literal["l1", "rank", "l1+rank"]
-LabelScale = Literal["unit", "raw"]
+from iqabench.config import LabelScale, LossKind
+
 LOSS_KINDS = ("l1", "rank", "l1+rank")
 LABEL_SCALES = ("unit", "raw")
 

@@ -1,4 +1,5 @@
-"""Configs: layered defaults < recipe < file < flags, unknown keys refused by name."""
+"""Configs: layered defaults < recipe < file < flags, unknown keys refused by name, every
+bad value reported on one line."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import yaml
 
 from iqabench.config import (
     EvalConfig,
+    HyperIQAConfig,
     TestSet,
     TrainConfig,
     load_config_file,
@@ -18,7 +20,8 @@ from iqabench.errors import IqabenchError
 
 
 def test_defaults_and_flags():
-    cfg = resolve_train_config(None, {"epochs": 3, "model": {"backbone": "test_resnet"}})
+    cfg = resolve_train_config(None, {"dataset": "livec", "epochs": 3,
+                                      "model": {"backbone": "test_resnet"}})
     assert cfg.epochs == 3 and cfg.model.backbone == "test_resnet"
     assert cfg.model.hyper_input == "last" and cfg.loss == "l1" and cfg.label_scale == "unit"
 
@@ -45,7 +48,8 @@ def test_toml_file(tmp_path):
 
 def test_unknown_keys_are_named(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("epochs: 2\nlearning_rate: 0.1\nmodel:\n  backbone: x\n  hyperinput: last\n")
+    path.write_text("dataset: livec\nepochs: 2\nlearning_rate: 0.1\nmodel:\n  backbone: x\n"
+                    "  hyperinput: last\n")
     with pytest.raises(IqabenchError) as err:
         resolve_train_config(path)
     assert "learning_rate" in str(err.value) and "model.hyperinput" in str(err.value)
@@ -62,9 +66,11 @@ def test_unknown_keys_are_named(tmp_path):
 ])
 def test_bad_values_are_named(tmp_path, text, fragment):
     path = tmp_path / "bad.yaml"
-    path.write_text(text)
-    with pytest.raises(IqabenchError, match=fragment):
+    path.write_text("dataset: livec\n" + text)
+    with pytest.raises(IqabenchError, match=fragment) as err:
         resolve_train_config(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message
 
 
 def test_unparseable_and_missing_files(tmp_path):
@@ -81,18 +87,19 @@ def test_unparseable_and_missing_files(tmp_path):
 
 
 def test_recipe_original_then_overrides(tmp_path):
-    cfg = resolve_train_config(None, {"recipe": "original"})
+    cfg = resolve_train_config(None, {"dataset": "livec", "recipe": "original"})
     assert (cfg.crops_per_image, cfg.batch_size, cfg.lr, cfg.head_lr_ratio, cfg.epochs) == (25, 96, 2e-5, 10.0, 16)
     assert cfg.label_scale == "raw" and cfg.model.init == "original" and cfg.loss == "l1"
     assert cfg.eval_crops == 25 and cfg.weight_decay == pytest.approx(5e-4)
     path = tmp_path / "r.yaml"
-    path.write_text("recipe: original\nepochs: 3\n")
+    path.write_text("dataset: livec\nrecipe: original\nepochs: 3\n")
     cfg = resolve_train_config(path, {"batch_size": 8})
     assert (cfg.recipe, cfg.epochs, cfg.batch_size, cfg.crops_per_image) == ("original", 3, 8, 25)
 
 
 def test_saved_config_round_trips(tmp_path):
-    cfg = resolve_train_config(None, {"tests": [TestSet("livec", "/x")], "limit": 40,
+    cfg = resolve_train_config(None, {"dataset": "koniq10k", "tests": [TestSet("livec", "/x")],
+                                      "limit": 40,
                                       "model": {"backbone": "test_resnet", "input_size": 64}})
     save_config(cfg, tmp_path / "config.yaml")
     data = yaml.safe_load((tmp_path / "config.yaml").read_text())
@@ -111,3 +118,56 @@ def test_parse_test_set():
 def test_eval_config_checks():
     with pytest.raises(IqabenchError, match="logistic"):
         EvalConfig(checkpoint="x", dataset="y", logistic=3)
+
+
+def test_bad_value_names_key_value_and_file_on_one_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("dataset: livec\nepochs: two\nloss: mse\nmodel:\n  hyper_input: all\n")
+    with pytest.raises(IqabenchError) as err:
+        resolve_train_config(path, {"batch_size": 8})
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message
+    assert "epochs = 'two'" in message and "loss = 'mse'" in message
+    assert "model.hyper_input = 'all'" in message
+
+
+def test_dataset_is_required():
+    with pytest.raises(IqabenchError, match="--dataset"):
+        resolve_train_config(None, {"epochs": 2})
+    with pytest.raises(IqabenchError, match="dataset is required"):
+        TrainConfig.from_dict({"epochs": 2})
+
+
+def test_strings_from_yaml_are_converted_and_tests_parsed():
+    cfg = TrainConfig.from_dict({"dataset": "livec", "seed": "3", "lr": "2e-5", "epochs": 2.0,
+                                 "tests": ["koniq10k:/k", {"dataset": "synthetic"}]})
+    assert (cfg.seed, cfg.lr, cfg.epochs) == (3, 2e-5, 2)
+    assert cfg.tests == (TestSet("koniq10k", "/k"), TestSet("synthetic"))
+    with pytest.raises(IqabenchError, match="epochs = 2.5"):
+        TrainConfig.from_dict({"dataset": "livec", "epochs": 2.5})
+
+
+def test_replace_validates_and_keeps_the_rest():
+    cfg = TrainConfig(dataset="livec", epochs=3)
+    assert cfg.replace(round=None, epochs=4) == TrainConfig(dataset="livec", epochs=4)
+    assert cfg.replace(epochs=4).model == cfg.model
+    with pytest.raises(IqabenchError, match="epochs"):
+        cfg.replace(epochs=0)
+    with pytest.raises(ValueError, match="frozen"):
+        cfg.epochs = 5  # configs are values: change them through replace
+
+
+def test_model_config_from_dict_names_unknown_keys():
+    with pytest.raises(IqabenchError, match="hyper_inptu"):
+        HyperIQAConfig.from_dict({"hyper_inptu": "last"})
+    assert HyperIQAConfig.from_dict({"target_sizes": [8, 4]}).target_sizes == (8, 4)
+
+
+def test_config_needs_neither_torch_nor_timm():
+    import subprocess
+    import sys
+
+    code = ("import sys, iqabench.config; "
+            "print(sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

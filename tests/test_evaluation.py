@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from iqabench.config import HyperIQAConfig
 from iqabench.errors import IqabenchError
 from iqabench.evaluation import (
     label_to_unit,
@@ -16,7 +17,7 @@ from iqabench.evaluation import (
     save_checkpoint,
     unit_to_mos,
 )
-from iqabench.models.hyperiqa import HyperIQA, HyperIQAConfig
+from iqabench.models.hyperiqa import HyperIQA
 
 SIZE = 32
 

@@ -180,13 +180,13 @@ def test_resume_refuses_a_changed_architecture(synthetic_root, tmp_path):
 
 
 def test_schedules():
-    cfg = TrainConfig(epochs=16, schedule="original", head_lr_ratio=10.0)
+    cfg = TrainConfig(dataset="synthetic", epochs=16, schedule="original", head_lr_ratio=10.0)
     backbone, heads = lr_factors(cfg, steps_per_epoch=5)
     # head lr per epoch in the original: 10x for epochs 1-7, /10 from 8, ratio 1 from 11, /100 from 14
     per_epoch = [heads(5 * e) * 10 for e in range(16)]
     assert per_epoch == pytest.approx([10] * 7 + [1] * 3 + [0.1] * 3 + [0.01] * 3)
     assert all(backbone(s) == 1.0 for s in range(80))
-    cosine = lr_factors(TrainConfig(epochs=2, schedule="cosine"), 10)[0]
+    cosine = lr_factors(TrainConfig(dataset="synthetic", epochs=2, schedule="cosine"), 10)[0]
     assert cosine(0) == 1.0 and cosine(10) == pytest.approx(0.5) and cosine(20) == pytest.approx(0)
 
 

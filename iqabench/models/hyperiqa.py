@@ -41,51 +41,14 @@ scale (96+192+384+768 = 1440 channels for Swin-T, 3840 for ResNet-50). Only the 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from iqabench.config import HyperInput, HyperIQAConfig
 from iqabench.models.backbone import BackboneSpec, create_features_model, describe, stages_nchw
-
-HyperInput = Literal["last", "multiscale"]
-InitMode = Literal["original", "centered"]
-
-
-@dataclass(frozen=True)
-class HyperIQAConfig:
-    """Architecture of one Hyper-IQA variant; saved in every checkpoint."""
-
-    backbone: str = "resnet50"  # any timm model with features_only support
-    hyper_input: HyperInput = "last"  # "last" (original) or "multiscale" (guide scheme 3)
-    input_size: int = 224  # crop size; fixed-grid backbones (Swin) are built for it
-    lda_out: int = 16  # LDA output per non-last stage (original: 16)
-    target_in: int = 224  # target-network input size (original: 224)
-    hyper_channels: int = 112  # channels of the hyper-network map (original: 112)
-    target_sizes: tuple[int, ...] = (112, 56, 28, 14)  # hidden target layers (original)
-    feature_size: int = 7  # grid of the hyper-network map (original: 7 at 224 input)
-    # "original": Kaiming-normal generators as in SSL92/hyperIQA. "centered": the same,
-    # then fc5's generators scaled by 0.1 and the output bias set to score_init, so first
-    # predictions sit near the label mean (DESIGN.md section 3, measured 0.68 -> 0.81 SRCC).
-    init: InitMode = "centered"
-    score_init: float = 0.5  # output bias at start for init="centered" (label units)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "HyperIQAConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
-        data = dict(data)
-        if "target_sizes" in data:
-            data["target_sizes"] = tuple(data["target_sizes"])
-        return cls(**data)
 
 
 class LDABranch(nn.Module):
@@ -246,4 +209,4 @@ def flatten_target_params(params: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([params[k].flatten(1) for k in keys], dim=1)
 
 
-__all__ = ["HyperIQA", "HyperIQAConfig", "build_model", "flatten_target_params"]
+__all__ = ["HyperIQA", "build_model", "flatten_target_params"]

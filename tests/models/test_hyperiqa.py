@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from iqabench.models.hyperiqa import HyperIQA, HyperIQAConfig, build_model, flatten_target_params
+from iqabench.config import HyperIQAConfig
+from iqabench.models.hyperiqa import HyperIQA, build_model, flatten_target_params
 
 
 def _count(module) -> int:
