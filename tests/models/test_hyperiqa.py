@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from iqabench.config import HyperIQAConfig
+from iqabench.models.backbone import create_features_model
 from iqabench.models.hyperiqa import HyperIQA, build_model, flatten_target_params
 
 
@@ -92,14 +93,21 @@ def test_sizes_follow_feature_info(name, hyper_input):
 
 
 def test_swin_nhwc_features_become_nchw():
-    m = build_model("swin_tiny_patch4_window7_224", "multiscale")
-    assert m.spec.output_fmt == "NHWC"
-    assert m.spec.channels == (96, 192, 384, 768)
-    assert m.hyper_in[0].in_channels == 1440  # global averages of all stages: 96+192+384+768
+    with torch.device("meta"):  # the real Swin-T's sizes, without its weights' memory and init time
+        full = build_model("swin_tiny_patch4_window7_224", "multiscale")
+    assert full.spec.output_fmt == "NHWC"
+    assert full.spec.channels == (96, 192, 384, 768)
+    assert full.hyper_in[0].in_channels == 1440  # global averages of all stages: 96+192+384+768
+    # the same class at a tiny width and depth runs the NHWC -> NCHW path for real
+    tiny = create_features_model("swin_tiny_patch4_window7_224", embed_dim=16, depths=(1, 1, 1, 1),
+                                 num_heads=(1, 1, 1, 1))
+    m = HyperIQA(HyperIQAConfig(backbone="swin_tiny_patch4_window7_224", hyper_input="multiscale"),
+                 backbone=tiny)
+    assert m.spec.output_fmt == "NHWC" and m.hyper_in[0].in_channels == 16 + 32 + 64 + 128
     with torch.no_grad():
         stages = m.features(torch.rand(1, 3, 224, 224))
         assert [tuple(s.shape[1:]) for s in stages] == [
-            (96, 56, 56), (192, 28, 28), (384, 14, 14), (768, 7, 7)]
+            (16, 56, 56), (32, 28, 28), (64, 14, 14), (128, 7, 7)]
         assert torch.isfinite(m(torch.rand(1, 3, 224, 224))).all()
 
 
