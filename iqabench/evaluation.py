@@ -18,12 +18,9 @@ to full size so one compiled graph serves the whole pass.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import zlib
 from collections.abc import Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,114 +28,18 @@ import pandas as pd
 import torch
 
 from iqabench import runfolder
-from iqabench.config import EvalConfig, HyperIQAConfig
+from iqabench.checkpoint import load_checkpoint
+from iqabench.config import EvalConfig
+from iqabench.data import load_dataset
+from iqabench.data.cache import ImageCache
+from iqabench.data.splits import check_split, read_split
+from iqabench.data.transforms import eval_crops
 from iqabench.errors import IqabenchError
 from iqabench.metrics import bootstrap_ci, compute_metrics
-from iqabench.models.hyperiqa import HyperIQA, flatten_target_params
+from iqabench.models.hyperiqa import flatten_target_params
+from iqabench.runtime import autocast, compile_for_inference, is_compiled, resolve_amp, resolve_device
 
 log = logging.getLogger(__name__)
-
-
-
-# ------------------------------------------------------------------------ devices
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available; ``cuda`` without a GPU is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise IqabenchError("--device cuda asked, but torch sees no CUDA device")
-    return torch.device(name)
-
-
-def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
-    """``auto`` -> bf16 on CUDA, none on CPU; fp16 only on CUDA."""
-    if mode == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    if mode == "none":
-        return None
-    if mode == "fp16" and device.type != "cuda":
-        raise IqabenchError("--amp fp16 needs CUDA; on CPU use --amp bf16 or none")
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-
-
-def compile_for_inference(model: torch.nn.Module) -> torch.nn.Module:
-    """The eval-mode model compiled by TorchInductor with its weights frozen as constants.
-
-    Only for scoring a fixed checkpoint: freezing bakes the current weights into the
-    graph, so a model that is still training must not go through here. Compilation
-    happens on the first call (tens of seconds for ResNet-50 on a small CPU) and needs a
-    C++ compiler on CPU.
-    """
-    device = next(model.parameters()).device
-    if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
-        raise IqabenchError("--compile on CPU needs a C++ compiler (g++ or clang++) on PATH; "
-                            "install one or drop --compile")
-    model.eval()
-    return torch.compile(model, dynamic=False, options={"freezing": True})
-
-
-def is_compiled(model: torch.nn.Module) -> bool:
-    return hasattr(model, "_orig_mod")
-
-
-# --------------------------------------------------------------------- checkpoints
-
-def save_checkpoint(state: dict, path: str | Path) -> None:
-    """Write atomically: a crash mid-write leaves the previous file intact."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """The checkpoint dict of an iqabench run (``best.pt``/``last.pt``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise IqabenchError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise IqabenchError(f"cannot read checkpoint {path}: {reason}") from err
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
-        keys = ", ".join(list(ckpt)[:8]) if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise IqabenchError(f"{path} is not an iqabench checkpoint (needs 'model' and "
-                            f"'model_config'; has {keys})")
-    return ckpt
-
-
-def load_state_checked(model: torch.nn.Module, state_dict: dict, what: str) -> None:
-    """``load_state_dict`` that first names every missing/unexpected key and shape
-    mismatch in one :class:`IqabenchError` (a checkpoint for another architecture)."""
-    from iqabench.models.weights import check_keys
-
-    expected = {k: v.shape for k, v in model.state_dict().items()}
-    check_keys(state_dict, expected, what)
-    model.load_state_dict(state_dict, strict=True)
-
-
-def load_checkpoint(path: str | Path, map_location="cpu") -> tuple[HyperIQA, dict]:
-    """The model a checkpoint describes, with its weights, in eval mode; and the dict.
-
-    The architecture comes from the checkpoint's ``model_config``; no backbone weights
-    are fetched (the checkpoint holds them all).
-    """
-    ckpt = read_checkpoint(path, map_location)
-    try:
-        config = HyperIQAConfig.from_dict(ckpt["model_config"])
-    except (TypeError, ValueError) as err:
-        raise IqabenchError(f"checkpoint {path}: bad model_config ({err})") from err
-    model = HyperIQA(config, pretrained=False)
-    load_state_checked(model, ckpt["model"], f"checkpoint {path} for {config.backbone}")
-    model.eval()
-    return model, ckpt
-
 
 # ---------------------------------------------------------------------- prediction
 
@@ -165,8 +66,6 @@ def predict(model: torch.nn.Module, cache, names: Sequence[str], crop_mode: str 
     (:func:`compile_for_inference`) gets its last batch padded to ``batch_size`` by
     repeating its last crop, and the padding's scores are dropped.
     """
-    from iqabench.data.transforms import eval_crops
-
     device = torch.device(device)
     model.eval()
     k = crops_per_image(crop_mode, n_crops)
@@ -292,25 +191,48 @@ def metrics_of(pred: np.ndarray, mos: np.ndarray, logistic: int | None = None,
 
 @dataclass
 class EvalResult:
-    """What ``iqabench eval`` computed; ``out_dir`` holds the CSVs when one was given."""
+    """What ``iqabench eval`` computed; ``out_dir`` holds the CSVs when one was given.
+
+    ``warnings`` holds what the user must know about the numbers (e.g. that training
+    images were scored too); the CLI prints each one.
+    """
 
     metrics: dict
     predictions: pd.DataFrame
     config: EvalConfig
     out_dir: Path | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def _split_file(split: str | Path) -> Path:
     path = Path(split)
     if path.is_dir():
-        if (path / "split.csv").is_file():
-            return path / "split.csv"
-        rounds = sorted(path.glob("round_*/split.csv"))
+        if (path / runfolder.SPLIT).is_file():
+            return path / runfolder.SPLIT
+        rounds = sorted(path.glob(f"round_*/{runfolder.SPLIT}"))
         if rounds:
             raise IqabenchError(f"{path} holds {len(rounds)} rounds: pass one round folder, "
                                 f"e.g. {rounds[0].parent}")
         raise IqabenchError(f"no split.csv in {path}")
     return path
+
+
+def eval_dataset(cfg: EvalConfig) -> tuple[str, str | None]:
+    """The dataset and folder to score: ``cfg``'s, or those of the run whose split is
+    scored (its config.yaml beside split.csv) when ``cfg`` names no dataset."""
+    if cfg.dataset and (cfg.root or not cfg.split):
+        return cfg.dataset, cfg.root
+    run = _split_file(cfg.split).parent if cfg.split else None
+    if run is None or not (run / runfolder.CONFIG).is_file():
+        if cfg.dataset:
+            return cfg.dataset, cfg.root
+        where = f"no {runfolder.CONFIG} beside {cfg.split}" if cfg.split else "no --split RUN"
+        raise IqabenchError(f"which dataset? pass --dataset (and --root): {where} to take "
+                            "them from")
+    trained = runfolder.read_config(run)
+    if cfg.dataset and cfg.dataset != trained.dataset:
+        return cfg.dataset, cfg.root  # another dataset than the run's: its own folder
+    return trained.dataset, cfg.root or trained.root
 
 
 def checkpoint_settings(cfg: EvalConfig, model: torch.nn.Module, ckpt: dict,
@@ -319,10 +241,10 @@ def checkpoint_settings(cfg: EvalConfig, model: torch.nn.Module, ckpt: dict,
     given, else those the run was tested with; the label units the checkpoint was trained in."""
     trained = ckpt.get("config") or {}
     return ScoreSettings(
-        crop_mode=cfg.crop_mode or trained.get("eval_crop_mode", "grid"),
-        n_crops=cfg.n_crops or trained.get("eval_crops", 25),
+        crop_mode=cfg.eval_crop_mode or trained.get("eval_crop_mode", "grid"),
+        n_crops=cfg.eval_crops or trained.get("eval_crops", 25),
         crop_size=model.config.input_size,
-        batch_size=cfg.batch_size or trained.get("eval_batch_size", 32),
+        batch_size=cfg.eval_batch_size or trained.get("eval_batch_size", 32),
         device=str(device), amp_dtype=resolve_amp(cfg.amp, device),
         channels_last=cfg.channels_last,
         label_scale=ckpt.get("label_scale", trained.get("label_scale", "unit")),
@@ -333,13 +255,12 @@ def checkpoint_settings(cfg: EvalConfig, model: torch.nn.Module, ckpt: dict,
 def evaluate_checkpoint(cfg: EvalConfig, progress: bool = False) -> EvalResult:
     """Score ``cfg.checkpoint`` on a dataset (or the ``subset`` of a saved split).
 
-    Crop mode, crop count and batch size default to those the run used for its test
-    sets, so the numbers match the run's ``test_metrics.csv``.
+    With ``split`` a run folder (or its split.csv), the dataset and its folder default to
+    the run's. Crop mode, crop count and batch size default to those the run used for its
+    test sets, so the numbers match the run's ``test_metrics.csv``. Without a split every
+    image of the dataset is scored, training images included: the result's ``warnings``
+    and the log say so.
     """
-    from iqabench.data import load_dataset
-    from iqabench.data.cache import ImageCache
-    from iqabench.data.splits import check_split, read_split
-
     device = resolve_device(cfg.device)
     model, ckpt = load_checkpoint(cfg.checkpoint)
     model.to(device)
@@ -348,9 +269,11 @@ def evaluate_checkpoint(cfg: EvalConfig, progress: bool = False) -> EvalResult:
     if cfg.compile:
         model = compile_for_inference(model)
     settings = checkpoint_settings(cfg, model, ckpt, device)
-    table = load_dataset(cfg.dataset, cfg.root)
+    dataset, root = eval_dataset(cfg)
+    table = load_dataset(dataset, root)
     names = sorted(table.frame["name"].astype(str))
     subset = "all"
+    warnings = []
     if cfg.split:
         path = _split_file(cfg.split)
         split = read_split(path)
@@ -360,8 +283,14 @@ def evaluate_checkpoint(cfg: EvalConfig, progress: bool = False) -> EvalResult:
             names = list(split.subset(cfg.subset))
         else:
             names = sorted(split.train + split.val + split.test)
+    else:
+        warnings.append(f"no --split: scoring ALL {len(names)} images of {table.name}, "
+                        "including any the checkpoint was trained on; pass --split RUN to "
+                        "score only its test images")
     if cfg.limit:
-        names = names[:cfg.limit]
+        names = sorted(pd.Series(names).sample(n=min(cfg.limit, len(names)), random_state=cfg.seed))
+    for message in warnings:
+        log.warning("%s", message)
     cache = ImageCache.build(table, names=names, progress=progress,
                              min_size=settings.crop_size)
     log.info("scoring %d %s images of %s: %d %s crop(s) of %d px each, batch %d, %s",
@@ -375,10 +304,12 @@ def evaluate_checkpoint(cfg: EvalConfig, progress: bool = False) -> EvalResult:
     if cfg.out:
         out_dir = Path(cfg.out)
         out_dir.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out_dir / "predictions.csv", index=False)
+        runfolder.write_predictions(out_dir, frame)
         runfolder.write_test_metrics(out_dir, metrics, name=runfolder.EVAL_METRICS)
-    return EvalResult(metrics=metrics, predictions=frame, config=cfg, out_dir=out_dir)
+    return EvalResult(metrics=metrics, predictions=frame, config=cfg, out_dir=out_dir,
+                      warnings=warnings)
 
 
-__all__ = ["EvalResult", "ScoreSettings", "evaluate_checkpoint", "label_to_unit", "load_checkpoint",
-           "predict", "read_checkpoint", "save_checkpoint", "score_images", "unit_to_mos"]
+__all__ = ["EvalResult", "ScoreSettings", "checkpoint_settings", "crops_per_image",
+           "eval_dataset", "evaluate_checkpoint", "label_to_unit", "metrics_of", "predict",
+           "score_images", "unit_to_mos"]

@@ -49,6 +49,7 @@ from iqabench.errors import IqabenchError
 from iqabench.models.backbone import create_features_model
 from iqabench.models.hyperiqa import build_model
 from iqabench.provenance import cpu_model, git_commit
+from iqabench.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -343,22 +344,6 @@ def timed(device: torch.device, peak_memory: bool = False) -> Iterator[Timing]:
 # --------------------------------------------------------------------------- the API
 
 
-def resolve_device(device: str) -> torch.device:
-    """``cpu`` or ``cuda[:N]``, checked against what this machine has."""
-    if device == "cpu":
-        return torch.device("cpu")
-    if not re.fullmatch(r"cuda(:\d+)?", device):
-        raise IqabenchError(f"--device {device!r}: use cpu or cuda")
-    if not torch.cuda.is_available():
-        raise IqabenchError(f"--device {device}: CUDA is not available on this machine "
-                            f"(torch {torch.__version__}); use --device cpu")
-    dev = torch.device(device)
-    if dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise IqabenchError(f"--device {device}: only {torch.cuda.device_count()} CUDA "
-                            "device(s) here")
-    return dev
-
-
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
 
@@ -606,5 +591,5 @@ def write_markdown(rows: Sequence[ProfileRow], path: str | Path,
 
 __all__ = ["ProfileRow", "MacCount", "Latency", "profile_models", "count_macs",
            "count_thop_macs", "count_params", "measure_latency", "sdpa_macs", "to_frame",
-           "output_paths", "write_csv", "write_markdown", "resolve_device", "synchronize",
+           "output_paths", "write_csv", "write_markdown", "synchronize",
            "timed", "Timing", "PeakMemory"]

@@ -1,10 +1,20 @@
 """Training Hyper-IQA: ``fit(cfg) -> RunResult``, one run folder per round.
 
-``fit`` reads top to bottom: data and split, image cache, model, loss, optimiser and
-schedule, then ``train_one_epoch`` and validation per epoch, then the test sets scored
-with the best checkpoint. A run folder holds config.yaml (the resolved config),
-split.csv, log.csv (+ log.jsonl, train.log), best.pt, last.pt, predictions.csv and
-test_metrics.csv; multi-round runs add round_XX/ folders and summary.csv.
+One round (:func:`fit_round`) runs named phases in order, each a function of its own:
+
+1. :func:`prepare_data`: dataset table, split, labels, decoded image cache, training batches
+   (then :func:`write_run_files`: config.yaml, split.csv, skipped.csv);
+2. :func:`build`: model, loss, optimiser, lr schedule, gradient scaler;
+3. :func:`restore` (resume only): the state of ``last.pt``, after checking the run's
+   settings still fit;
+4. :func:`run_epoch` per epoch: train on every crop once, then validate;
+5. :func:`track_best` and :func:`save_epoch`: best-so-far, ``best.pt``/``last.pt``, log;
+6. :func:`score_test_sets`: the test split and ``tests`` datasets, scored once with ``best.pt``.
+
+The files of a run folder are described in :mod:`iqabench.runfolder`; multi-round runs
+add round_XX/ folders and summary.csv. A run that fails before its first epoch is saved
+(offline weights, unknown backbone, bad dataset) removes the files it created, so the
+same command can simply be run again.
 
 Defaults are sized for a CPU (1 random crop per image per epoch, a 3x3 test grid);
 ``--recipe original`` or ``--crops-per-image 25 --eval-crops 25`` give the paper's
@@ -25,45 +35,46 @@ crops per training image per epoch with horizontal flips, batch 96, Adam with lr
 for the backbone and 10x for the heads, weight decay 5e-4, 16 epochs, L1 on raw MOS,
 the original (Kaiming) initialisation, 25 test crops; the head lr divided by 10 every 6
 epochs and the 10x ratio dropped after epoch 10, the backbone lr constant. Changed on
-purpose, because they are defects (DESIGN.md section 2):
+purpose, because they are defects of the original code:
 
 * the original rebuilt Adam every epoch from a one-shot ``filter`` iterator, so the heads
-  were trained in epoch 1 only (its issue #32); here one optimiser with two parameter
-  groups trains the heads every epoch (its Adam moments are also kept, not reset);
+  were trained in epoch 1 only; here one optimiser with two parameter groups trains the
+  heads every epoch (its Adam moments are also kept, not reset);
 * the original reported the best *test* epoch; here validation selects the epoch;
-* the 25 test crops form a deterministic 5x5 grid instead of random crops (issue #31);
+* the 25 test crops form a deterministic 5x5 grid instead of random crops;
 * seeds, checkpoints and resume exist.
 
 Resume and determinism
 ----------------------
 ``last.pt`` is written atomically at the end of every epoch and holds the model,
-optimiser, scheduler, epoch, RNG states and best-so-far, next to ``split.csv``; a run
-killed mid-epoch loses that epoch only. Crops are a pure function of (seed, epoch)
-(:class:`iqabench.data.loader.TrainBatches`), the model's initial weights of the seed,
-and CPU runs use deterministic kernels, so on CPU a resumed run ends with the same
-metrics as an uninterrupted one.
+optimiser, scheduler, epoch, RNG states and best-so-far (:mod:`iqabench.checkpoint`),
+next to ``split.csv``; a run killed mid-epoch loses that epoch only. Crops are a pure
+function of (seed, epoch) (:class:`iqabench.data.loader.TrainBatches`), the model's
+initial weights of the seed, and CPU runs use deterministic kernels, so on CPU a resumed
+run ends with the same metrics as an uninterrupted one.
 
 Multi-GPU
 ---------
 Under ``torchrun --nproc_per_node K`` (RANK/WORLD_SIZE/LOCAL_RANK set) the model is
 wrapped in DistributedDataParallel (nccl on CUDA, gloo on CPU); every rank trains on
-its own stride of each epoch's crops, rank 0 alone validates, scores the test sets and
-writes files while the others wait. ``batch_size`` is per process.
+its own stride of each epoch's crops (:func:`train_batches`), rank 0 alone validates,
+scores the test sets and writes files while the others wait. ``batch_size`` is per
+process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import math
 import os
-import random
+import queue
 import shutil
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,30 +82,50 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from iqabench import runfolder
-from iqabench.config import TrainConfig, save_config
-from iqabench.errors import IqabenchError
-from iqabench.evaluation import (
-    ScoreSettings,
-    autocast,
+from iqabench.checkpoint import (
+    Progress as TrainProgress,
+    check_resumable,
     load_state_checked,
     read_checkpoint,
-    resolve_amp,
-    resolve_device,
+    restore_training_state,
     save_checkpoint,
-    score_images,
+    training_state,
 )
+from iqabench.config import TrainConfig
+from iqabench.data import load_dataset
+from iqabench.data.cache import ImageCache
+from iqabench.data.check import check_dataset, skip_bad, write_problems
+from iqabench.data.loader import TrainBatches
+from iqabench.data.splits import (
+    Split,
+    check_split,
+    make_splits,
+    official_split,
+    read_split,
+    write_split,
+)
+from iqabench.data.table import DatasetTable
+from iqabench.errors import IqabenchError
+from iqabench.evaluation import ScoreSettings, label_to_unit, predict, score_images, unit_to_mos
 from iqabench.losses import IQALoss
 from iqabench.metrics import compute_metrics
 from iqabench.models.hyperiqa import HyperIQA
+from iqabench.runtime import (
+    DistContext,
+    autocast,
+    init_distributed,
+    resolve_amp,
+    resolve_device,
+    seed_everything,
+    set_backend_flags,
+)
 
 log = logging.getLogger(__name__)
-
-#: Run settings that may change when resuming; anything else must match the run.
-RESUMABLE = {"epochs", "device", "amp", "compile", "workers", "tests", "n_boot", "cache_dir",
-             "channels_last", "out", "eval_batch_size"}
 
 
 @dataclass
@@ -108,75 +139,6 @@ class RunResult:
     best_val_srcc: float | None = None
     epochs_run: int = 0
     rounds: list["RunResult"] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------------- processes
-
-@dataclass(frozen=True)
-class DistContext:
-    """This process's place in a torchrun job (rank 0 of 1 without one)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world_size > 1
-
-    def barrier(self) -> None:
-        if self.active:
-            dist.barrier()
-
-
-def init_distributed(device_name: str) -> DistContext:
-    """Read RANK/WORLD_SIZE/LOCAL_RANK (torchrun) and join the process group."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistContext()
-    ctx = DistContext(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-    if not dist.is_initialized():
-        cuda = device_name != "cpu" and torch.cuda.is_available()
-        if cuda:
-            torch.cuda.set_device(ctx.local_rank)
-        dist.init_process_group("nccl" if cuda else "gloo")
-    return ctx
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": _numpy_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _numpy_state() -> list:
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), pos, has_gauss, gauss]
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(_tuples(state["python"]))
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _tuples(value):
-    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 # ----------------------------------------------------------------------- the API
@@ -196,33 +158,35 @@ def fit(cfg: TrainConfig, *, resume: bool = False, force: bool = False,
     if progress is None:
         progress = sys.stderr.isatty()
     progress = progress and ctx.main
-    multi = cfg.rounds > 1 or cfg.round is not None
     try:
-        if not multi:
+        if cfg.rounds == 1 and cfg.round is None:
             return fit_round(cfg, 0, out, ctx, resume=resume, force=force, progress=progress)
-        rounds = [cfg.round] if cfg.round is not None else list(range(cfg.rounds))
-        _prepare_folder(out, ctx, resume=resume, force=force,
-                        keep_rounds=cfg.round is not None)
+        return _fit_rounds(cfg, out, ctx, resume=resume, force=force, progress=progress)
+    finally:
+        ctx.close()
+
+
+def _fit_rounds(cfg: TrainConfig, out: Path, ctx: DistContext, *, resume: bool, force: bool,
+                progress: bool) -> RunResult:
+    """``rounds`` rounds (or round ``cfg.round`` only) into ``out/round_XX/``."""
+    rounds = [cfg.round] if cfg.round is not None else list(range(cfg.rounds))
+    with _clean_failed_start(out, ctx, keep=resume):
+        _prepare_folder(out, ctx, resume=resume, force=force, keep_rounds=cfg.round is not None)
         if ctx.main:
-            save_config(cfg.replace(round=None), out / "config.yaml")
+            runfolder.write_config(cfg.replace(round=None), out)
         results = []
         for k in rounds:
-            round_dir = out / f"round_{k:02d}"
-            done = round_dir / "test_metrics.csv"
-            if resume and done.is_file():
-                log.info("round %d already finished: %s", k, done)
-                results.append(RunResult(round_dir, pd.read_csv(done)))
+            round_dir = out / runfolder.round_name(k)
+            if resume and (round_dir / runfolder.TEST_METRICS).is_file():
+                log.info("round %d already finished: %s", k, round_dir)
+                results.append(RunResult(round_dir, runfolder.read_test_metrics(round_dir)))
                 continue
             results.append(fit_round(cfg.replace(round=k), k, round_dir, ctx,
                                      resume=resume and round_dir.is_dir(), force=force,
                                      progress=progress))
-        summary = runfolder.summarize(out) if ctx.main else None
-        metrics = (pd.read_csv(out / "test_metrics.csv") if ctx.main
-                   else pd.DataFrame())
-        return RunResult(out, metrics, summary=summary, rounds=results)
-    finally:
-        if ctx.active and dist.is_initialized():
-            dist.destroy_process_group()
+    summary = runfolder.summarize(out) if ctx.main else None
+    metrics = runfolder.read_test_metrics(out) if ctx.main else pd.DataFrame()
+    return RunResult(out, metrics, summary=summary, rounds=results)
 
 
 # --------------------------------------------------------------------- one round
@@ -230,221 +194,286 @@ def fit(cfg: TrainConfig, *, resume: bool = False, force: bool = False,
 def fit_round(cfg: TrainConfig, round_: int, run_dir: Path, ctx: DistContext = DistContext(),
               *, resume: bool = False, force: bool = False, progress: bool = False) -> RunResult:
     """Train one split into ``run_dir`` and score the test sets with its best epoch."""
-    from iqabench.data.cache import ImageCache
-    from iqabench.data.loader import TrainBatches
-    from iqabench.data.splits import write_split
-
-    last_path = run_dir / "last.pt"
+    last_path = run_dir / runfolder.LAST
     if resume and not last_path.is_file():
-        if any(run_dir.glob("*")) and not (run_dir / "config.yaml").is_file():
+        if any(run_dir.glob("*")) and not (run_dir / runfolder.CONFIG).is_file():
             raise IqabenchError(f"--resume {run_dir}: not a run folder (no config.yaml)")
         resume, force = False, True  # killed before its first checkpoint: start over
-    _prepare_folder(run_dir, ctx, resume=resume, force=force)
-    handler, old_level = _log_to_file(run_dir / "train.log") if ctx.main else (None, None)
-    restore_backends: Callable[[], None] = lambda: None
-    try:
-        device = resolve_device(cfg.device)
-        if device.type == "cuda" and ctx.active:
-            device = torch.device("cuda", ctx.local_rank)
-        amp_dtype = resolve_amp(cfg.amp, device)
-        restore_backends = set_backend_flags(device)
-        seed = cfg.seed + round_
-        seed_everything(seed)
-
-        # --- data: table, split, labels, decoded pixels
-        table, skipped = load_table(cfg.dataset, cfg.root, cfg)
-        split = resolve_split(cfg, table, round_, run_dir if resume else None)
-        lo, hi = table.mos_range
-        frame = table.frame.set_index(table.frame["name"].astype(str))
-        mos = frame["mos"].astype(float)
-        labels = (mos - lo) / (hi - lo) if cfg.label_scale == "unit" else mos
-        if ctx.main:
-            save_config(cfg, run_dir / "config.yaml")
-            write_split(split, run_dir / "split.csv", overwrite=True)
-            if skipped is not None:
-                from iqabench.data.check import write_problems
-
-                write_problems(skipped, run_dir / "skipped.csv")
-        crop = cfg.model.input_size
-        needed = list(split.train + split.val + split.test) if ctx.main else list(split.train)
-        cache = ImageCache.build(table, names=needed, progress=progress, min_size=crop,
-                                 cache_dir=cfg.cache_dir, **_threads(cfg.workers))
-        train_labels = labels.loc[list(split.train)].to_numpy(np.float32)
-        per_rank = -(-len(split.train) * cfg.crops_per_image // ctx.world_size)
-        batches = TrainBatches(cache, split.train, train_labels, cfg.crops_per_image,
-                               cfg.batch_size, crop_size=crop, seed=seed, flip=cfg.flip,
-                               rank=ctx.rank, world_size=ctx.world_size,
-                               drop_last=per_rank % cfg.batch_size == 1 and per_rank > 1)
-
-        # --- model, loss, optimiser, schedule
-        model = build_train_model(cfg).to(device)
-        if cfg.channels_last:
-            model.to(memory_format=torch.channels_last)
-        criterion = IQALoss(cfg.loss, cfg.alpha, cfg.margin, cfg.label_scale, (lo, hi))
-        optimizer = build_optimizer(cfg, model)
-        scheduler = build_scheduler(cfg, optimizer, len(batches))
-        scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-
-        start_epoch, best_val, best_epoch = 0, -math.inf, None
-        if resume and last_path.is_file():
-            ckpt = read_checkpoint(last_path)
-            _check_resumable(cfg, ckpt.get("config", {}), last_path)
-            load_state_checked(model, ckpt["model"], f"checkpoint {last_path}")
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            if scaler is not None and ckpt.get("scaler"):
-                scaler.load_state_dict(ckpt["scaler"])
-            set_rng_state(ckpt["rng"])
-            start_epoch = int(ckpt["epoch"])
-            best_val = float(ckpt.get("best_val_srcc", -math.inf))
-            best_epoch = ckpt.get("best_epoch")
+    with _clean_failed_start(run_dir, ctx, keep=resume):
+        _prepare_folder(run_dir, ctx, resume=resume, force=force)
+        with _round_logging(run_dir, ctx), _backend_for(cfg, ctx) as device:
+            amp_dtype = resolve_amp(cfg.amp, device)
+            seed_everything(cfg.seed + round_)
+            data = prepare_data(cfg, round_, ctx, split_from=run_dir if resume else None,
+                                progress=progress)
             if ctx.main:
-                runfolder.truncate_log(run_dir, start_epoch)
-            log.info("resuming %s after epoch %d (best val SRCC %.4f)", run_dir, start_epoch,
-                     best_val)
-
-        train_model: nn.Module = model
-        if ctx.active:
-            train_model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None)
-        if cfg.compile:
-            train_model = torch.compile(train_model)
-
-        if ctx.main:
-            _log_header(cfg, table, split, model, criterion, device, amp_dtype, ctx)
-        score = ScoreSettings(cfg.eval_crop_mode, cfg.eval_crops, crop, cfg.eval_batch_size,
-                              str(device), amp_dtype, cfg.channels_last, cfg.label_scale,
-                              (lo, hi))
-        val_score = dataclasses.replace(score, n_crops=cfg.val_crops)
-        val_names = list(split.val)
-        val_mos = mos.loc[val_names].to_numpy() if val_names else None
-
-        # --- epochs
-        bar = _Progress(progress, cfg.epochs, len(batches), start_epoch)
-        try:
-            for epoch in range(start_epoch, cfg.epochs):
-                batches.set_epoch(epoch)
-                started = time.perf_counter()
-                lrs = [g["lr"] for g in optimizer.param_groups]  # as trained this epoch
-                stats = train_one_epoch(
-                    train_model, criterion, optimizer, batches, device, epoch=epoch,
-                    scheduler=scheduler, scaler=scaler, amp_dtype=amp_dtype,
-                    channels_last=cfg.channels_last, ctx=ctx,
-                    on_step=bar.step, last_good=_last_good(last_path, epoch))
-                val = {}
-                if ctx.main and len(val_names) >= 2:
-                    val_pred = _predict_mos(model, cache, val_names, val_score, table)
-                    val = compute_metrics(val_pred, val_mos)
-                    model.train()
-                row = {"epoch": epoch + 1, "train_loss": stats["loss"],
-                       **{f"val_{k}": val.get(k, float("nan"))
-                          for k in ("srcc", "plcc", "krcc", "rmse")},
-                       "lr": lrs[0], "head_lr": lrs[1],
-                       "seconds": time.perf_counter() - started,
-                       "patches_per_s": stats["patches_per_s"]}
-                row.update({f"train_{k}": v for k, v in stats.items() if k in ("l1", "rank")})
+                write_run_files(cfg, run_dir, data)
+            parts = build(cfg, data, device, amp_dtype)
+            state = TrainProgress()
+            if resume:
+                state = restore(cfg, parts, last_path)
                 if ctx.main:
-                    val_srcc = val.get("srcc", float("nan"))
-                    if len(val_names) >= 2 and not np.isfinite(val_srcc):
-                        log.warning("validation SRCC is undefined (constant predictions?)")
-                    improved = (best_epoch is None or len(val_names) < 2
-                                or (np.isfinite(val_srcc) and val_srcc > best_val))
-                    if improved:
-                        best_val = val_srcc if np.isfinite(val_srcc) else best_val
-                        best_epoch = epoch + 1
-                    state = _checkpoint(cfg, model, optimizer, scheduler, scaler, epoch + 1,
-                                        best_val, best_epoch, (lo, hi), round_)
-                    if improved:
-                        save_checkpoint(state, run_dir / "best.pt")
-                    runfolder.append_log(run_dir, row)
-                    save_checkpoint(state, last_path)
-                    bar.epoch_done(val_srcc)
-                    log.info("epoch %d/%d  loss %.4f  val SRCC %.4f PLCC %.4f  %.0f patches/s  "
-                             "%.0f s%s", epoch + 1, cfg.epochs, stats["loss"], val_srcc,
-                             val.get("plcc", float("nan")), stats["patches_per_s"],
-                             row["seconds"], "  *best*" if improved else "")
+                    runfolder.truncate_log(run_dir, state.epoch)
+                log.info("resuming %s after epoch %d (best val SRCC %.4f)", run_dir,
+                         state.epoch, state.best_val)
+            train_model = wrap_for_training(cfg, parts.model, device, ctx)
+            if ctx.main:
+                _log_header(cfg, data.table, data.split, parts.model, parts.criterion, device,
+                            amp_dtype, ctx)
+            score = score_settings(cfg, device, amp_dtype, data.table.mos_range)
+            bar = _Progress(progress, cfg.epochs, len(data.batches), state.epoch)
+            try:
+                for epoch in range(state.epoch, cfg.epochs):
+                    row = run_epoch(cfg, epoch, parts, train_model, data, device, amp_dtype,
+                                    dataclasses.replace(score, n_crops=cfg.val_crops), ctx,
+                                    on_step=bar.step, last_good=_last_good(last_path, epoch))
+                    if ctx.main:
+                        state, improved = track_best(state, row, has_val=len(data.split.val) >= 2)
+                        save_epoch(run_dir, training_state(
+                            cfg, parts.model, parts.optimizer, parts.scheduler, parts.scaler,
+                            epoch=epoch + 1, best_val=state.best_val, best_epoch=state.best_epoch,
+                            label_range=data.table.mos_range, round_=round_), row, improved)
+                        bar.epoch_done(row["val_srcc"])
+                        _log_epoch(cfg, row, improved)
+                    ctx.barrier()
+            finally:
+                bar.close()
+
+            if not ctx.main:
                 ctx.barrier()
-        finally:
-            bar.close()
-
-        # --- test sets, scored once with the best epoch
-        if not ctx.main:
+                return RunResult(run_dir, pd.DataFrame(), epochs_run=cfg.epochs)
+            best_epoch = load_best(parts.model, run_dir) or state.best_epoch
+            predictions, test_metrics = score_test_sets(cfg, parts.model, data, score, round_,
+                                                        best_epoch, progress=progress)
+            runfolder.write_predictions(run_dir, predictions)
+            runfolder.write_test_metrics(run_dir, test_metrics)
             ctx.barrier()
-            return RunResult(run_dir, pd.DataFrame(), epochs_run=cfg.epochs)
-        best = read_checkpoint(run_dir / "best.pt")
-        load_state_checked(model, best["model"], f"checkpoint {run_dir / 'best.pt'}")
-        best_epoch = best.get("best_epoch", best_epoch)
-        frames, rows = [], []
-        tests = [(table, list(split.test), "test", cache)]
-        for test in cfg.tests:
-            other, _ = load_table(test.dataset, test.root, cfg)
-            names = sorted(other.frame["name"].astype(str))
-            other_cache = ImageCache.build(other, names=names, progress=progress, min_size=crop,
-                                           cache_dir=cfg.cache_dir, **_threads(cfg.workers))
-            tests.append((other, names, "all", other_cache))
-        for test_table, names, subset, test_cache in tests:
-            if len(names) < 2:
-                log.warning("%s: %d %s image(s), not scored", test_table.name, len(names), subset)
-                continue
-            pred_frame, metrics = score_images(model, test_table, names, test_cache, score,
-                                               subset=subset, logistic=5, n_boot=cfg.n_boot)
-            frames.append(pred_frame)
-            rows.append({"dataset": test_table.name, "round": round_, **metrics,
-                         "checkpoint": "best.pt", "best_epoch": best_epoch})
-            log.info("test %-10s n=%-5d SRCC %.4f  PLCC %.4f  (SRCC 95%% CI %.3f-%.3f)",
-                     test_table.name, metrics["n"], metrics["srcc"], metrics["plcc"],
-                     metrics["srcc_ci_low"], metrics["srcc_ci_high"])
-        predictions = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        predictions.to_csv(run_dir / "predictions.csv", index=False)
-        test_metrics = runfolder.metric_frame(rows) if rows else pd.DataFrame()
-        test_metrics.to_csv(run_dir / "test_metrics.csv", index=False)
-        ctx.barrier()
-        return RunResult(run_dir, test_metrics, best_epoch=best_epoch,
-                         best_val_srcc=best_val if np.isfinite(best_val) else None,
-                         epochs_run=cfg.epochs)
-    finally:
-        if handler is not None:
-            logger = logging.getLogger("iqabench")
-            logger.removeHandler(handler)
-            logger.setLevel(old_level)
-            handler.close()
-        restore_backends()
+            return RunResult(run_dir, test_metrics, best_epoch=best_epoch,
+                             best_val_srcc=state.best_val if np.isfinite(state.best_val)
+                             else None, epochs_run=cfg.epochs)
 
 
-@contextlib.contextmanager
-def backend_flags(device: torch.device):
-    """:func:`set_backend_flags` for the duration of a ``with`` block."""
-    restore = set_backend_flags(device)
-    try:
-        yield
-    finally:
-        restore()
+# ---------------------------------------------------------------- phase: data
+
+@dataclass
+class RoundData:
+    """What one round trains, validates and tests on."""
+
+    table: DatasetTable
+    split: Split
+    mos: pd.Series  # MOS by image name
+    labels: pd.Series  # training labels by image name (label_scale units)
+    cache: ImageCache  # decoded pixels of every image this process needs
+    batches: TrainBatches  # this rank's training crops
+    skipped: list | None = None  # problem files left out (skip_bad)
 
 
-def set_backend_flags(device: torch.device) -> Callable[[], None]:
-    """Set torch's global switches for a run; returns the function that restores them.
+def prepare_data(cfg: TrainConfig, round_: int, ctx: DistContext = DistContext(), *,
+                 split_from: Path | None = None, progress: bool = False) -> RoundData:
+    """The dataset table, the round's split (``split_from``'s split.csv when resuming),
+    labels, the image cache and this rank's training batches."""
+    table, skipped = load_table(cfg.dataset, cfg.root, cfg)
+    split = resolve_split(cfg, table, round_, split_from)
+    lo, hi = table.mos_range
+    frame = table.frame.set_index(table.frame["name"].astype(str))
+    mos = frame["mos"].astype(float)
+    labels = (mos - lo) / (hi - lo) if cfg.label_scale == "unit" else mos
+    needed = list(split.train + split.val + split.test) if ctx.main else list(split.train)
+    cache = ImageCache.build(table, names=needed, progress=progress,
+                             min_size=cfg.model.input_size, cache_dir=cfg.cache_dir,
+                             **_threads(cfg.workers))
+    batches = train_batches(cfg, cache, split.train, labels, cfg.seed + round_, ctx)
+    return RoundData(table, split, mos, labels, cache, batches, skipped)
 
-    CPU: deterministic kernels (so a resumed run reproduces an uninterrupted one).
-    CUDA: cuDNN autotuning and TF32 matmuls (speed; fixed crop shapes make autotuning pay).
+
+def train_batches(cfg: TrainConfig, cache: ImageCache, names, labels: pd.Series, seed: int,
+                  ctx: DistContext = DistContext()) -> TrainBatches:
+    """This rank's share of every epoch: ``crops_per_image`` crops of each of ``names``,
+    shuffled as a function of (seed, epoch), rank ``r`` taking every ``world_size``-th
+    crop from ``r`` (the epoch padded by wrapping to a multiple of ``world_size``).
+    A final batch of a single crop is dropped (BatchNorm cannot train on one)."""
+    names = list(names)
+    per_rank = -(-len(names) * cfg.crops_per_image // ctx.world_size)
+    return TrainBatches(cache, names, labels.loc[names].to_numpy(np.float32),
+                        cfg.crops_per_image, cfg.batch_size, crop_size=cfg.model.input_size,
+                        seed=seed, flip=cfg.flip, rank=ctx.rank, world_size=ctx.world_size,
+                        drop_last=per_rank % cfg.batch_size == 1 and per_rank > 1)
+
+
+def write_run_files(cfg: TrainConfig, run_dir: Path, data: RoundData) -> None:
+    """config.yaml, split.csv and (with skip_bad) skipped.csv of a starting round."""
+    runfolder.write_config(cfg, run_dir)
+    write_split(data.split, run_dir / runfolder.SPLIT, overwrite=True)
+    if data.skipped is not None:
+        write_problems(data.skipped, run_dir / runfolder.SKIPPED)
+
+
+# --------------------------------------------------------------- phase: build
+
+@dataclass
+class TrainParts:
+    """The model and what trains it."""
+
+    model: HyperIQA
+    criterion: IQALoss
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None = None
+
+
+def build(cfg: TrainConfig, data: RoundData, device: torch.device,
+          amp_dtype: torch.dtype | None = None) -> TrainParts:
+    """Model on ``device``, loss in the dataset's label units, optimiser, per-step
+    schedule over ``len(data.batches)`` steps per epoch, and a gradient scaler for fp16."""
+    model = build_train_model(cfg).to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    criterion = IQALoss(cfg.loss, cfg.alpha, cfg.margin, cfg.label_scale, data.table.mos_range)
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_scheduler(cfg, optimizer, len(data.batches))
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    return TrainParts(model, criterion, optimizer, scheduler, scaler)
+
+
+def wrap_for_training(cfg: TrainConfig, model: nn.Module, device: torch.device,
+                      ctx: DistContext = DistContext()) -> nn.Module:
+    """The module the training steps call: DDP under torchrun, compiled with ``compile``.
+    Checkpoints always save the unwrapped ``model``."""
+    train_model = model
+    if ctx.active:
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        train_model = torch.compile(train_model)
+    return train_model
+
+
+# ------------------------------------------------------------- phase: restore
+
+def restore(cfg: TrainConfig, parts: TrainParts, last_path: Path) -> TrainProgress:
+    """Continue from ``last_path``: refuse changed settings, load the training state."""
+    ckpt = read_checkpoint(last_path)
+    check_resumable(cfg, ckpt.get("config", {}), last_path)
+    return restore_training_state(ckpt, parts.model, parts.optimizer, parts.scheduler,
+                                  parts.scaler, what=f"checkpoint {last_path}")
+
+
+# --------------------------------------------------------------- phase: epoch
+
+def run_epoch(cfg: TrainConfig, epoch: int, parts: TrainParts, train_model: nn.Module,
+              data: RoundData, device: torch.device, amp_dtype: torch.dtype | None,
+              val_settings: ScoreSettings, ctx: DistContext = DistContext(), *,
+              on_step: Callable[[float, int], None] | None = None,
+              last_good: str = "") -> dict:
+    """Train epoch ``epoch`` (0-based) on every crop once, then validate (rank 0);
+    returns the epoch's log row (``epoch`` 1-based, LOG_COLUMNS and more)."""
+    data.batches.set_epoch(epoch)
+    started = time.perf_counter()
+    lrs = [g["lr"] for g in parts.optimizer.param_groups]  # as trained this epoch
+    stats = train_one_epoch(train_model, parts.criterion, parts.optimizer, data.batches, device,
+                            epoch=epoch, scheduler=parts.scheduler, scaler=parts.scaler,
+                            amp_dtype=amp_dtype, channels_last=cfg.channels_last, ctx=ctx,
+                            on_step=on_step, last_good=last_good)
+    val = validate(parts.model, data, val_settings) if ctx.main else {}
+    row = {"epoch": epoch + 1, "train_loss": stats["loss"],
+           **{f"val_{k}": val.get(k, float("nan")) for k in ("srcc", "plcc", "krcc", "rmse")},
+           "lr": lrs[0], "head_lr": lrs[1], "seconds": time.perf_counter() - started,
+           "patches_per_s": stats["patches_per_s"]}
+    row.update({f"train_{k}": v for k, v in stats.items() if k in ("l1", "rank")})
+    return row
+
+
+def validate(model: nn.Module, data: RoundData, settings: ScoreSettings) -> dict:
+    """Metrics of the validation images in MOS units ({} with fewer than 2); leaves the
+    model in training mode."""
+    names = list(data.split.val)
+    if len(names) < 2:
+        return {}
+    pred = _predict_mos(model, data.cache, names, settings, data.table)
+    model.train()
+    metrics = compute_metrics(pred, data.mos.loc[names].to_numpy())
+    if not np.isfinite(metrics.get("srcc", float("nan"))):
+        log.warning("validation SRCC is undefined (constant predictions?)")
+    return metrics
+
+
+# ----------------------------------------------------------- phase: best/last
+
+def track_best(state: TrainProgress, row: dict, has_val: bool = True
+               ) -> tuple[TrainProgress, bool]:
+    """The best-so-far after the epoch of ``row``, and whether this epoch is the new best.
+
+    The best epoch has the highest finite validation SRCC; without a validation set
+    (fewer than 2 images) the latest epoch is the best; an undefined SRCC never wins
+    (except the first epoch, so best.pt always exists).
     """
-    saved = (torch.are_deterministic_algorithms_enabled(),
-             torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
-             torch.backends.cudnn.allow_tf32)
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    else:
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    val = row.get("val_srcc", float("nan"))
+    improved = (state.best_epoch is None or not has_val
+                or (np.isfinite(val) and val > state.best_val))
+    if not improved:
+        return dataclasses.replace(state, epoch=row["epoch"]), False
+    best_val = float(val) if np.isfinite(val) else state.best_val
+    return TrainProgress(epoch=row["epoch"], best_val=best_val, best_epoch=row["epoch"]), True
 
-    def restore() -> None:
-        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
-        (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
-         torch.backends.cudnn.allow_tf32) = saved[2:]
 
-    return restore
+def save_epoch(run_dir: Path, state: dict, row: dict, improved: bool) -> None:
+    """best.pt (when ``improved``), the log row, then last.pt: an epoch counts as done
+    once last.pt holds it (a resumed run drops log rows past it)."""
+    if improved:
+        save_checkpoint(state, run_dir / runfolder.BEST)
+    runfolder.append_log(run_dir, row)
+    save_checkpoint(state, run_dir / runfolder.LAST)
 
+
+def load_best(model: nn.Module, run_dir: Path) -> int | None:
+    """Load ``best.pt``'s weights into ``model``; its best epoch."""
+    path = run_dir / runfolder.BEST
+    best = read_checkpoint(path)
+    load_state_checked(model, best["model"], f"checkpoint {path}")
+    return best.get("best_epoch")
+
+
+# ----------------------------------------------------------- phase: test sets
+
+def score_settings(cfg: TrainConfig, device: torch.device, amp_dtype: torch.dtype | None,
+                   label_range: tuple[float, float]) -> ScoreSettings:
+    """How this run scores test images (validation: the same with ``val_crops``)."""
+    return ScoreSettings(cfg.eval_crop_mode, cfg.eval_crops, cfg.model.input_size,
+                         cfg.eval_batch_size, str(device), amp_dtype, cfg.channels_last,
+                         cfg.label_scale, tuple(label_range))
+
+
+def score_test_sets(cfg: TrainConfig, model: nn.Module, data: RoundData, score: ScoreSettings,
+                    round_: int, best_epoch: int | None, *, progress: bool = False
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score the test split and every ``cfg.tests`` dataset (whole) with ``model``;
+    returns (predictions, test_metrics) frames in run-folder columns."""
+    tests = [(data.table, list(data.split.test), "test", data.cache)]
+    for test in cfg.tests:
+        other, _ = load_table(test.dataset, test.root, cfg)
+        names = sorted(other.frame["name"].astype(str))
+        other_cache = ImageCache.build(other, names=names, progress=progress,
+                                       min_size=cfg.model.input_size, cache_dir=cfg.cache_dir,
+                                       **_threads(cfg.workers))
+        tests.append((other, names, "all", other_cache))
+    frames, rows = [], []
+    for table, names, subset, cache in tests:
+        if len(names) < 2:
+            log.warning("%s: %d %s image(s), not scored", table.name, len(names), subset)
+            continue
+        pred_frame, metrics = score_images(model, table, names, cache, score, subset=subset,
+                                           logistic=5, n_boot=cfg.n_boot)
+        frames.append(pred_frame)
+        rows.append({"dataset": table.name, "round": round_, **metrics,
+                     "checkpoint": runfolder.BEST, "best_epoch": best_epoch})
+        log.info("test %-10s n=%-5d SRCC %.4f  PLCC %.4f  (SRCC 95%% CI %.3f-%.3f)",
+                 table.name, metrics["n"], metrics["srcc"], metrics["plcc"],
+                 metrics["srcc_ci_low"], metrics["srcc_ci_high"])
+    predictions = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return predictions, runfolder.metric_frame(rows) if rows else pd.DataFrame()
+
+
+# ------------------------------------------------------------------- the steps
 
 def train_one_epoch(model: nn.Module, criterion: IQALoss, optimizer: torch.optim.Optimizer,
                     batches, device: torch.device, *, epoch: int,
@@ -502,9 +531,6 @@ def train_one_epoch(model: nn.Module, criterion: IQALoss, optimizer: torch.optim
 def prefetch(batches, depth: int = 3, pin: bool = False):
     """Cut the next batches in a background thread while the GPU works on this one
     (crop copies release the GIL); order, and so the run, is unchanged."""
-    import queue
-    import threading
-
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
     stop = threading.Event()
@@ -590,13 +616,9 @@ def build_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int):
 def load_table(name: str, root: str | None, cfg: TrainConfig):
     """The dataset table, bad files left out (``skip_bad``) and cut to ``limit`` images
     (a seeded random subset). Returns (table, skipped problems or None)."""
-    from iqabench.data import load_dataset
-
     table = load_dataset(name, root)
     skipped = None
     if cfg.skip_bad:
-        from iqabench.data.check import check_dataset, skip_bad
-
         table, skipped = skip_bad(table, check_dataset(table, workers=cfg.workers or None))
         if skipped:
             log.warning("skipping %d problem file(s) of %s, e.g. %s (%s)", len(skipped),
@@ -610,8 +632,6 @@ def load_table(name: str, root: str | None, cfg: TrainConfig):
 def resolve_split(cfg: TrainConfig, table, round_: int, run_dir: Path | None):
     """The split of this round: the run's own (resume), a saved file, the official
     split, or random round ``round_`` of ``seed``."""
-    from iqabench.data.splits import check_split, make_splits, official_split, read_split
-
     names = table.frame["name"].astype(str).tolist()
     if run_dir is not None and (run_dir / "split.csv").is_file():
         path = run_dir / "split.csv"
@@ -666,46 +686,63 @@ def _prepare_folder(run_dir: Path, ctx: DistContext, *, resume: bool, force: boo
     ctx.barrier()
 
 
-def _check_resumable(cfg: TrainConfig, saved: dict, path: Path) -> None:
-    """Refuse to resume a checkpoint under a different recipe or architecture."""
-    now = cfg.to_dict()
-    diffs = []
-    for key, value in saved.items():
-        if key in RESUMABLE or key == "round":
-            continue
-        if key == "model":
-            for mk, mv in value.items():
-                cur = now["model"].get(mk)
-                if _norm(cur) != _norm(mv):
-                    diffs.append(f"model.{mk}: run {mv!r}, now {cur!r}")
-        elif _norm(now.get(key)) != _norm(value):
-            diffs.append(f"{key}: run {value!r}, now {now.get(key)!r}")
-    if diffs:
-        raise IqabenchError(f"cannot resume {path} with changed settings: " + "; ".join(diffs))
+
+@contextlib.contextmanager
+def _clean_failed_start(run_dir: Path, ctx: DistContext, keep: bool) -> Iterator[None]:
+    """Remove what a run created in ``run_dir`` when it fails before any epoch was saved
+    (no new last.pt in it or its round folders), and the folder itself when this run
+    created it; files that were there before stay. ``keep``: never remove (resuming)."""
+    created = not run_dir.exists()
+    before = set(os.listdir(run_dir)) if run_dir.is_dir() else set()
+    try:
+        yield
+    except BaseException:
+        if ctx.main and not keep and run_dir.is_dir():
+            new = [run_dir / name for name in os.listdir(run_dir) if name not in before]
+            saved = any((p / runfolder.LAST).is_file() if p.is_dir() else p.name == runfolder.LAST
+                        for p in new)
+            if not saved:
+                for p in new:
+                    if p.is_dir() and runfolder.round_index(p) is not None:
+                        shutil.rmtree(p, ignore_errors=True)
+                    elif p.name in runfolder.RUN_FILES or p.name.endswith(".tmp"):
+                        p.unlink(missing_ok=True)
+                if created and not any(run_dir.iterdir()):
+                    run_dir.rmdir()
+        raise
 
 
-def _norm(value):
-    return json.dumps(value, sort_keys=True, default=list)
+@contextlib.contextmanager
+def _round_logging(run_dir: Path, ctx: DistContext) -> Iterator[None]:
+    """Copy iqabench's messages into the round's train.log (rank 0) while the block runs."""
+    if not ctx.main:
+        yield
+        return
+    handler, old_level = _log_to_file(run_dir / runfolder.TRAIN_LOG)
+    try:
+        yield
+    finally:
+        logger = logging.getLogger("iqabench")
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        handler.close()
 
 
-def _checkpoint(cfg, model, optimizer, scheduler, scaler, epoch, best_val, best_epoch,
-                label_range, round_) -> dict:
-    return {
-        "model": model.state_dict(),
-        "model_config": model.config.to_dict(),
-        "config": cfg.to_dict(),
-        "epoch": epoch,
-        "round": round_,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else None,
-        "rng": rng_state(),
-        "best_val_srcc": best_val,
-        "best_epoch": best_epoch,
-        "label_range": [float(label_range[0]), float(label_range[1])],
-        "label_scale": cfg.label_scale,
-    }
+@contextlib.contextmanager
+def _backend_for(cfg: TrainConfig, ctx: DistContext) -> Iterator[torch.device]:
+    """The device of this rank, with the backend switches for it set while the block runs."""
+    device = ctx.device(resolve_device(cfg.device))
+    restore_backends = set_backend_flags(device)
+    try:
+        yield device
+    finally:
+        restore_backends()
 
+
+def _log_epoch(cfg: TrainConfig, row: dict, improved: bool) -> None:
+    log.info("epoch %d/%d  loss %.4f  val SRCC %.4f PLCC %.4f  %.0f patches/s  %.0f s%s",
+             row["epoch"], cfg.epochs, row["train_loss"], row["val_srcc"], row["val_plcc"],
+             row["patches_per_s"], row["seconds"], "  *best*" if improved else "")
 
 def _last_good(last_path: Path, epoch: int) -> str:
     if epoch > 0:
@@ -742,8 +779,6 @@ def _log_header(cfg, table, split, model, criterion, device, amp_dtype, ctx) -> 
 
 
 def _predict_mos(model, cache, names, settings: ScoreSettings, table) -> np.ndarray:
-    from iqabench.evaluation import label_to_unit, predict, unit_to_mos
-
     raw = predict(model, cache, names, settings.crop_mode, settings.n_crops, settings.crop_size,
                   settings.batch_size, device=settings.device, amp_dtype=settings.amp_dtype,
                   channels_last=settings.channels_last)
@@ -760,10 +795,6 @@ class _Progress:
         self.epochs = epochs
         if not enabled:
             return
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        from rich.console import Console
-
         self.bar = Progress(
             TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
             TextColumn("loss {task.fields[loss]:.4f}"),
@@ -806,5 +837,8 @@ class _Progress:
             self.bar = None
 
 
-__all__ = ["RunResult", "build_optimizer", "build_scheduler", "build_train_model",
-           "fit", "fit_round", "load_table", "resolve_split", "train_one_epoch"]
+__all__ = ["RoundData", "RunResult", "TrainParts", "build", "build_optimizer", "build_scheduler",
+           "build_train_model", "fit", "fit_round", "load_best", "load_table", "prepare_data",
+           "restore", "resolve_split", "run_epoch", "save_epoch", "score_settings",
+           "score_test_sets", "track_best", "train_batches", "train_one_epoch", "validate",
+           "wrap_for_training", "write_run_files"]

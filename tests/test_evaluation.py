@@ -9,14 +9,8 @@ import torch
 
 from iqabench.config import HyperIQAConfig
 from iqabench.errors import IqabenchError
-from iqabench.evaluation import (
-    label_to_unit,
-    load_checkpoint,
-    predict,
-    read_checkpoint,
-    save_checkpoint,
-    unit_to_mos,
-)
+from iqabench.data.transforms import eval_crops
+from iqabench.evaluation import label_to_unit, predict, unit_to_mos
 from iqabench.models.hyperiqa import HyperIQA
 
 SIZE = 32
@@ -37,8 +31,6 @@ def images():
 
 def one_by_one(model, images, names, n):
     """Reference: each image alone, crops in one batch, mean score."""
-    from iqabench.data.transforms import eval_crops
-
     with torch.no_grad():
         return np.array([model(eval_crops(images[name], "grid", n, SIZE)).double().mean().item()
                          for name in names])
@@ -72,45 +64,6 @@ def test_label_units():
     assert unit_to_mos(np.array([0.5]), (1, 5))[0] == 3.0
 
 
-def test_checkpoint_round_trip(model, images, tmp_path):
-    path = tmp_path / "best.pt"
-    save_checkpoint({"model": model.state_dict(), "model_config": model.config.to_dict(),
-                     "config": {"eval_crops": 4}, "label_range": [0.0, 100.0]}, path)
-    assert not list(tmp_path.glob("*.tmp"))
-    loaded, ckpt = load_checkpoint(path)
-    assert ckpt["label_range"] == [0.0, 100.0] and not loaded.training
-    names = sorted(images)
-    np.testing.assert_allclose(predict(loaded, images, names, "grid", 4, SIZE),
-                               predict(model, images, names, "grid", 4, SIZE), atol=1e-6)
-
-
-def test_checkpoint_that_does_not_fit_names_keys_and_shapes(model, tmp_path):
-    state = dict(model.state_dict())
-    state.pop("weight_fc_last.bias")
-    state["extra.weight"] = torch.zeros(1)
-    state["bias_fcs.0.weight"] = torch.zeros(3, 3)
-    path = tmp_path / "bad.pt"
-    torch.save({"model": state, "model_config": model.config.to_dict()}, path)
-    with pytest.raises(IqabenchError) as err:
-        load_checkpoint(path)
-    message = str(err.value)
-    assert "weight_fc_last.bias" in message and "extra.weight" in message
-    assert "bias_fcs.0.weight" in message and "(3,3)" in message
-    assert "\n" not in message
-
-
-def test_not_a_checkpoint(tmp_path):
-    path = tmp_path / "x.pt"
-    torch.save({"weights": torch.zeros(1)}, path)
-    with pytest.raises(IqabenchError, match="not an iqabench checkpoint"):
-        read_checkpoint(path)
-    (tmp_path / "junk.pt").write_text("junk")
-    with pytest.raises(IqabenchError, match="cannot read"):
-        read_checkpoint(tmp_path / "junk.pt")
-    with pytest.raises(IqabenchError, match="not found"):
-        read_checkpoint(tmp_path / "missing.pt")
-
-
 class RecordingCompiled(torch.nn.Module):
     """Stands in for a compiled module (it has ``_orig_mod``) and records batch sizes."""
 
@@ -135,25 +88,3 @@ def test_compiled_model_gets_full_batches_and_padding_is_dropped(model, images):
     _, eager_params = predict(model, images, names, "grid", 4, SIZE, batch_size=8,
                               channels_last=False, return_params=True)
     np.testing.assert_allclose(params, eager_params, atol=1e-5)
-
-
-def test_compile_for_inference_scores_like_eager(model, images):
-    import shutil
-
-    from iqabench.evaluation import compile_for_inference
-
-    if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
-        pytest.skip("no C++ compiler for TorchInductor on CPU")
-    names = sorted(images)
-    eager = predict(model, images, names, "grid", 4, SIZE, batch_size=8)
-    compiled = compile_for_inference(model)
-    got = predict(compiled, images, names, "grid", 4, SIZE, batch_size=8)
-    np.testing.assert_allclose(got, eager, atol=1e-4)
-
-
-def test_compile_without_a_compiler_is_one_clear_error(model, monkeypatch):
-    from iqabench import evaluation
-
-    monkeypatch.setattr(evaluation.shutil, "which", lambda name: None)
-    with pytest.raises(IqabenchError, match="C\\+\\+ compiler"):
-        evaluation.compile_for_inference(model)

@@ -28,9 +28,9 @@ TINY = {"dataset": "synthetic", "limit": 40, "epochs": 2, "crops_per_image": 1,
         "model": {"backbone": "test_resnet", "input_size": 32}}
 TINY_FLAGS = ["--dataset", "synthetic", "--limit", "40", "--crops-per-image", "1",
               "--batch-size", "12", "--eval-crops", "1", "--val-crops", "1",
-              "--eval-batch-size", "16", "--no-pretrained", "--bootstrap", "50",
+              "--eval-batch-size", "16", "--no-pretrained", "--n-boot", "50",
               "--workers", "1", "--lr", "3e-4", "--backbone", "test_resnet",
-              "--crop-size", "32", "--quiet"]
+              "--input-size", "32", "--quiet"]
 
 
 @pytest.fixture(scope="module")
