@@ -124,8 +124,9 @@ class MacCount:
 # --------------------------------------------------------------------------- counting
 
 
-def _shape(value) -> list[int] | None:
-    """Shape of a traced value, or None for non-tensors / unknown shapes."""
+def _traced_shape(value) -> list[int] | None:
+    """Shape of a value in the TorchScript graph fvcore traces (``torch._C.Value``, not a
+    tensor), or None for non-tensors / unknown shapes."""
     from fvcore.nn.jit_handles import get_shape
 
     try:
@@ -139,7 +140,7 @@ def sdpa_macs(inputs: list, outputs: list) -> int:
 
     q (..., L, E), k (..., S, E), v (..., S, Ev) -> prod(...) * L * S * (E + Ev).
     """
-    q, k, v = (_shape(x) for x in inputs[:3])
+    q, k, v = (_traced_shape(x) for x in inputs[:3])
     if not q or not k or not v:
         return 0
     *batch, length, e = q
@@ -151,7 +152,7 @@ def _element_recorder(name: str, calls: Counter, elems: Counter) -> Callable:
 
     def record(inputs: list, outputs: list) -> int:
         calls[name] += 1
-        shape = _shape(outputs[0]) if outputs else None
+        shape = _traced_shape(outputs[0]) if outputs else None
         elems[name] += math.prod(shape) if shape is not None else 0
         return 0
 
@@ -370,7 +371,7 @@ def _check_args(backbones: Sequence[str], hyper_inputs: Sequence[str], dtype: st
 
 
 def profile_models(backbones: Sequence[str], hyper_inputs: Sequence[str] = ("last",),
-                   device: str = "cpu", dtype: str = "fp32", batch_size: int = 1,
+                   device: str = "auto", dtype: str = "fp32", batch_size: int = 1,
                    input_size: int = 224, n_crops: int = 25, repeats: int | None = None,
                    warmup: int | None = None, budget_s: float = DEFAULT_BUDGET_S,
                    threads: int | None = None, count_thop: bool = True) -> list[ProfileRow]:
@@ -379,6 +380,7 @@ def profile_models(backbones: Sequence[str], hyper_inputs: Sequence[str] = ("las
     ``repeats=0`` skips timing (parameters and MACs only); ``repeats=None`` adapts the
     number of timed forwards to ``budget_s`` seconds per variant. ``threads`` sets torch's
     intra-op threads for the run (restored afterwards); None keeps the current setting.
+    ``device``: ``auto`` (CUDA when torch sees one, else CPU), ``cpu`` or ``cuda[:N]``.
     """
     _check_args(backbones, hyper_inputs, dtype, batch_size, input_size, n_crops, repeats,
                 warmup)

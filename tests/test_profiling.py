@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from iqabench import profiling
 from iqabench.errors import IqabenchError
 from iqabench.models.hyperiqa import build_model
 from iqabench.profiling import (ProfileRow, count_macs, output_paths, profile_models, timed,
@@ -184,3 +185,13 @@ def test_timed_measures_the_block_and_its_peak_memory():
         block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
         del block
     assert timing.peak_mb is not None and timing.peak_mb >= 32  # the 64 MiB block shows
+
+
+def test_device_defaults_to_auto(monkeypatch):
+    """Like train and eval: the GPU when torch sees one (faked here; counting only, so
+    nothing runs on it), else the CPU."""
+    monkeypatch.setattr(profiling, "device_name", lambda device: "a GPU")
+    for available, expected in ((True, "cuda"), (False, "cpu")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+        (row,) = profile_models(["test_resnet"], input_size=64, repeats=0, count_thop=False)
+        assert row.device == expected
