@@ -6,7 +6,7 @@
 #   2. baseline, +rank(alpha*), +multiscale, +both, ROUNDS seeded rounds each;
 #   3. iqabench compare -> results/agiqa3k_study/;
 #   4. the baseline's round-0 checkpoint scored in fp32, bf16 and bf16 compiled on its test
-#      images with PRECISION_CROPS grid crops (benchmarks/eval_precision.py) -> precision/.
+#      images with PRECISION_CROPS grid crops (python -m benchmarks.eval_precision) -> precision/.
 # Usage: bash benchmarks/agiqa3k_study.sh [DATA_ROOT] [WORK_DIR]
 set -euo pipefail
 ROOT=${1:-../shared/data/agiqa3k}
@@ -43,7 +43,7 @@ run both --loss l1+rank --alpha "$ALPHA" --hyper-input multiscale
 iqabench compare "$WORK/baseline" "$WORK/rank" "$WORK/multiscale" "$WORK/both" \
   "$WORK/alpha_0.1" "$WORK/alpha_0.5" "$WORK/alpha_1" "$WORK/alpha_2" \
   --baseline-run "$WORK/baseline" --out "$OUT" --overwrite
-python benchmarks/eval_precision.py --checkpoint "$WORK/baseline/round_00/best.pt" --dataset agiqa3k \
+python -m benchmarks.eval_precision --checkpoint "$WORK/baseline/round_00/best.pt" --dataset agiqa3k \
   --root "$ROOT" --n-crops "$PRECISION_CROPS" --out "$OUT/precision" --force
 {
   echo "# Provenance"
@@ -52,7 +52,7 @@ python benchmarks/eval_precision.py --checkpoint "$WORK/baseline/round_00/best.p
   echo "- what ran: \`iqabench train ${common[*]}\` with, per variant: alpha_A \`--loss l1+rank --alpha A\` (1 round);"
   echo "  baseline \`--loss l1\`; rank \`--loss l1+rank --alpha $ALPHA\`; multiscale \`--loss l1 --hyper-input multiscale\`;"
   echo "  both \`--loss l1+rank --alpha $ALPHA --hyper-input multiscale\` ($ROUNDS rounds each); then \`iqabench compare\` and"
-  echo "  \`benchmarks/eval_precision.py\` (see the script)"
+  echo "  \`python -m benchmarks.eval_precision\` (see the script)"
   echo "- alpha chosen on validation SRCC (round 0): $ALPHA"
   echo "- commit: $COMMIT (at the start of the study)"
   echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; no GPU"

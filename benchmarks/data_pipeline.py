@@ -4,10 +4,9 @@ Both pipelines produce, per epoch, 25 random 224 x 224 crops (+ horizontal flip)
 image, shuffled into batches of 96, from the same AGIQA-3K images on the same machine in
 the same run.
 
-- reference: the original Hyper-IQA training loader rebuilt from its description
-  (SSL92/hyperIQA ``data_loader.py`` / ``folders.py``): every image listed 25 times
-  (``patch_num``), each sample opens and decodes its file with PIL, then
-  ``RandomHorizontalFlip -> RandomCrop(224) -> ToTensor -> Normalize``, a torch
+- reference: the original training loader of :mod:`benchmarks.original_hyperiqa`: every
+  image listed 25 times (``patch_num``), each sample opens and decodes its file with PIL,
+  then ``RandomHorizontalFlip -> RandomCrop(224) -> ToTensor -> Normalize``, a torch
   ``DataLoader(shuffle=True, batch_size=96)``. The original used ``num_workers=0``;
   here it gets ``--workers`` processes (default 2, what iqabench uses on 2 cores).
 - iqabench: ``ImageCache.build`` decodes each image once (``--workers`` threads), then
@@ -18,100 +17,68 @@ steady-state epoch rate (median epoch), (b) the measured total (decode + all mea
 epochs), and (c) decode amortised over 1 and over 16 epochs (the original's epoch count),
 projected from the measured decode time and median epoch time. iqabench yields uint8 and
 normalises inside the model; (d) adds a CPU uint8 -> normalised float32 conversion per
-batch, the work the reference does in its loader, for a like-for-like output.
+batch, the work the reference does in its loader, for a like-for-like output. Every
+interval is timed by :func:`iqabench.profiling.timed`.
 
 Run from the repository root:
-    python benchmarks/data_pipeline.py --limit 1000 --epochs 2
+    python -m benchmarks.data_pipeline --limit 1000 --epochs 2
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as dt
 import os
-import platform
-import resource
 import sys
-import time
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import PIL
-import torch
-import torchvision
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
+if __package__ in (None, ""):  # started as `python benchmarks/data_pipeline.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
 
+from benchmarks import readme  # noqa: E402
+from benchmarks.original_hyperiqa import IMAGENET_MEAN, IMAGENET_STD, original_loader  # noqa: E402
 from iqabench.data import load_dataset  # noqa: E402
 from iqabench.data.cache import ImageCache  # noqa: E402
 from iqabench.data.loader import TrainBatches  # noqa: E402
 from iqabench.data.table import DatasetTable  # noqa: E402
-from iqabench.provenance import cpu_model  # noqa: E402
-from iqabench.provenance import git_commit as provenance_commit  # noqa: E402
+from iqabench.errors import IqabenchError  # noqa: E402
+from iqabench.profiling import timed  # noqa: E402
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 ORIGINAL_EPOCHS = 16
-PIPELINE_FILES = ("iqabench/data/cache.py", "iqabench/data/loader.py", "iqabench/data/transforms.py",
-                  "iqabench/data/table.py", "iqabench/data/agiqa3k.py", "benchmarks/data_pipeline.py")
-
-
-class OriginalHyperIQAFolder(Dataset):
-    """Samples as the original builds them: (path, label) repeated ``patch_num`` times."""
-
-    def __init__(self, paths: list[str], labels: np.ndarray, patch_num: int, crop: int):
-        self.samples = [(p, float(y)) for p, y in zip(paths, labels) for _ in range(patch_num)]
-        self.transform = transforms.Compose(
-            [
-                transforms.RandomHorizontalFlip(),
-                transforms.RandomCrop(size=crop),
-                transforms.ToTensor(),
-                transforms.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
-            ]
-        )
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int):
-        path, label = self.samples[index]
-        with open(path, "rb") as f:  # decoded afresh for every patch, as in the original
-            image = Image.open(f).convert("RGB")
-        return self.transform(image), label
+CPU = torch.device("cpu")
 
 
 def time_reference(table: DatasetTable, names: list[str], args) -> list[float]:
     """Seconds per epoch of the original loader (worker start-up included: it recurs every epoch)."""
     frame = table.frame.set_index("name").loc[names]
-    data = OriginalHyperIQAFolder(list(frame["path"]), frame["mos"].to_numpy(), args.crops, args.crop)
-    loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, num_workers=args.workers)
+    loader = original_loader(list(frame["path"].astype(str)), frame["mos"].to_numpy(), args.crops,
+                             args.crop, True, args.batch_size, args.workers)
     torch.manual_seed(0)
     seconds = []
     for epoch in range(args.ref_epochs):
-        started = time.perf_counter()
-        n = 0
-        for crops, _ in loader:
-            n += len(crops)
-        seconds.append(time.perf_counter() - started)
-        assert n == len(data)
+        with timed(CPU) as epoch_time:
+            n = sum(len(crops) for crops, _ in loader)
+        seconds.append(epoch_time.seconds)
+        if n != len(loader.dataset):
+            raise RuntimeError(f"reference epoch gave {n} patches, expected {len(loader.dataset)}")
         print(f"reference epoch {epoch}: {n} patches in {seconds[-1]:.1f} s ({n / seconds[-1]:.0f}/s)", flush=True)
     return seconds
 
 
 def build_iqabench(table: DatasetTable, names: list[str], args) -> tuple[TrainBatches, float]:
     """Decode once (timed), then the epoch iterator."""
-    started = time.perf_counter()
-    cache = ImageCache.build(table, names=names, min_size=args.crop, threads=args.workers)
-    decode_s = time.perf_counter() - started
-    print(f"iqabench decode: {len(names)} images in {decode_s:.1f} s ({cache.nbytes / 1e6:.0f} MB)", flush=True)
+    with timed(CPU) as decode:
+        cache = ImageCache.build(table, names=names, min_size=args.crop, threads=args.workers)
+    print(f"iqabench decode: {len(names)} images in {decode.seconds:.1f} s "
+          f"({cache.nbytes / 1e6:.0f} MB)", flush=True)
     labels = table.frame.set_index("name").loc[names, "mos"].to_numpy(np.float32)
     batches = TrainBatches(cache, names, labels, args.crops, args.batch_size, crop_size=args.crop,
                            seed=0, threads=args.workers)
-    return batches, decode_s
+    return batches, decode.seconds
 
 
 def time_epochs(batches: TrainBatches, epochs: range) -> list[float]:
@@ -119,9 +86,9 @@ def time_epochs(batches: TrainBatches, epochs: range) -> list[float]:
     seconds = []
     for epoch in epochs:
         batches.set_epoch(epoch)
-        started = time.perf_counter()
-        n = sum(len(crops) for crops, _ in batches)
-        seconds.append(time.perf_counter() - started)
+        with timed(CPU) as epoch_time:
+            n = sum(len(crops) for crops, _ in batches)
+        seconds.append(epoch_time.seconds)
         print(f"iqabench epoch {epoch}: {n} patches in {seconds[-1]:.2f} s ({n / seconds[-1]:.0f}/s)", flush=True)
     return seconds
 
@@ -133,33 +100,68 @@ def time_normalised_epoch(batches: TrainBatches, epoch: int) -> float:
     batches.set_epoch(epoch)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the main thread normalises while the loader's threads cut crops
-    started = time.perf_counter()
-    n = 0
-    for crops, _ in batches:  # like-for-like output: normalised float32, on the CPU
-        x = crops.float().sub_(mean).div_(std)
-        n += len(x)
-    seconds = time.perf_counter() - started
-    torch.set_num_threads(threads)
-    print(f"iqabench epoch + CPU normalise: {n} patches in {seconds:.2f} s ({n / seconds:.0f}/s)", flush=True)
-    return seconds
-
-
-def machine() -> dict:
     try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count()
-    return {"cpu": cpu_model(), "cores": cores}
+        n = 0
+        with timed(CPU) as epoch_time:
+            for crops, _ in batches:  # like-for-like output: normalised float32, on the CPU
+                n += len(crops.float().sub_(mean).div_(std))
+    finally:
+        torch.set_num_threads(threads)
+    print(f"iqabench epoch + CPU normalise: {n} patches in {epoch_time.seconds:.2f} s "
+          f"({n / epoch_time.seconds:.0f}/s)", flush=True)
+    return epoch_time.seconds
 
 
-def git_commit() -> str:
-    return provenance_commit(PIPELINE_FILES, cwd=REPO)
+README = """\
+# Data pipeline: training patches per second
+
+iqabench (ImageCache + TrainBatches) vs the original Hyper-IQA training loader, on \
+$images $dataset images (seeded random subset), $crops random ${crop}px crops + flip per \
+image per epoch, batch $batch_size, $workers workers each.
+
+**Steady state: ${steady}x** the reference's patches per second; **${amortised}x** with the \
+one-time decode amortised over $original_epochs epochs.
+
+$table
+
+## Accounting
+
+$accounting
+
+## Run
+
+$run
+"""
 
 
-def main() -> None:
+def accounting(args, cache_mb: float) -> list[str]:
+    return [
+        f"The reference decodes the full image for every patch ({args.crops} times per image per "
+        "epoch), as the original does; its rate is one epoch's patches over the epoch's wall time, "
+        "including DataLoader worker start-up (which the original pays every epoch too). "
+        f"The original used `num_workers=0`; the reference here gets {args.workers} worker processes.",
+        "iqabench decodes each image once (timed apart, row 'one-time decode'); epochs then only "
+        "copy crops out of memory. 'decode + 1 epoch' is the worst case (a single epoch); "
+        f"'amortised over {ORIGINAL_EPOCHS} epochs' matches the original's training length. "
+        "Both projected rows combine the measured decode time with the median measured epoch.",
+        "iqabench yields uint8 crops and normalises inside the model (on the GPU in practice); "
+        "the reference yields normalised float32 (ToTensor + Normalize in its workers). The "
+        "'+ CPU normalise' row adds that conversion on the CPU (main thread, one torch thread, "
+        f"while {args.workers} loader threads cut the next crops) for a like-for-like output.",
+        f"Memory: the decoded images take {cache_mb:.0f} MB in RAM "
+        "(`cache_dir` keeps them in a memmap on disk instead).",
+        "The machine is shared with other jobs; load averages are recorded below. Both pipelines ran "
+        "in the same process on the same images; iqabench's epochs were timed before and after the "
+        "reference's so both saw the same period of load.",
+    ]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "agiqa3k")
-    parser.add_argument("--limit", type=int, default=1000, help="images (seeded random subset of AGIQA-3K)")
+    parser.add_argument("--dataset", default="agiqa3k", help="a dataset name of iqabench.data")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="dataset folder (default for agiqa3k: ../shared/data/agiqa3k)")
+    parser.add_argument("--limit", type=int, default=1000, help="images (seeded random subset)")
     parser.add_argument("--epochs", type=int, default=2,
                         help="iqabench epochs timed before the reference, and as many after it")
     parser.add_argument("--ref-epochs", type=int, default=1, help="reference epochs timed")
@@ -167,28 +169,39 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=96)
     parser.add_argument("--crops", type=int, default=25, help="patches per image per epoch")
     parser.add_argument("--crop", type=int, default=224)
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "data_pipeline")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=readme.REPO / "results" / "data_pipeline")
+    args = parser.parse_args(argv)
+    if args.root is None and args.dataset == "agiqa3k":
+        args.root = readme.REPO.parent / "shared" / "data" / "agiqa3k"
+    for flag, value, low in (("--limit", args.limit, 0), ("--epochs", args.epochs, 1),
+                             ("--ref-epochs", args.ref_epochs, 1), ("--workers", args.workers, 0),
+                             ("--batch-size", args.batch_size, 1), ("--crops", args.crops, 1),
+                             ("--crop", args.crop, 16)):
+        if value < low:
+            raise IqabenchError(f"{flag} {value}: must be at least {low}")
+    return args
 
-    table = load_dataset("agiqa3k", args.root)
-    names = sorted(table.frame["name"])
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    """Run the benchmark; returns the output folder (data_pipeline.csv, README.md)."""
+    args = parse_args(argv)
+    table = load_dataset(args.dataset, args.root)
+    names = sorted(table.frame["name"].astype(str))
     if args.limit and args.limit < len(names):
         names = sorted(np.random.default_rng(0).choice(names, size=args.limit, replace=False).tolist())
     patches = len(names) * args.crops
-    load_before = os.getloadavg()
+    load_before = os.getloadavg()[0]
     print(f"{len(names)} images, {patches} patches per epoch; load average {load_before}", flush=True)
 
     # iqabench epochs before and after the reference, so both see the machine's load
     batches, decode_s = build_iqabench(table, names, args)
     epochs_before = time_epochs(batches, range(args.epochs))
-    load_mid = os.getloadavg()
+    load_mid = os.getloadavg()[0]
     ref_s = time_reference(table, names, args)
     epochs_after = time_epochs(batches, range(args.epochs, 2 * args.epochs))
     normalise_s = time_normalised_epoch(batches, 2 * args.epochs)
-    load_after = os.getloadavg()
+    load_after = os.getloadavg()[0]
     measured = epochs_before + epochs_after
-    ours = {"decode_s": decode_s, "epoch_s": measured, "normalise_epoch_s": normalise_s,
-            "cache_mb": batches.cache.nbytes / 1e6}
 
     ref_rate = patches / float(np.median(ref_s))
     epoch_s = float(np.median(measured))
@@ -198,7 +211,7 @@ def main() -> None:
         ("iqabench one-time decode (not patches)", len(names), decode_s, "measured; images, not patches"),
         ("iqabench steady state, per epoch (uint8 out)", patches, epoch_s,
          f"measured; median of {len(measured)} epochs ({args.epochs} before, {args.epochs} after the reference)"),
-        ("iqabench steady state + CPU normalise to float32", patches, ours["normalise_epoch_s"], "measured; 1 epoch"),
+        ("iqabench steady state + CPU normalise to float32", patches, normalise_s, "measured; 1 epoch"),
         (f"iqabench decode + {len(measured)} measured epochs", patches * len(measured),
          decode_s + sum(measured), "measured total"),
         ("iqabench decode + 1 epoch", patches, decode_s + epoch_s, "projected from measured decode and median epoch"),
@@ -211,78 +224,28 @@ def main() -> None:
         ratio = "" if label.startswith("iqabench one-time") else f"{rate / ref_rate:.1f}"
         table_rows.append({"pipeline": label, "count": count, "seconds": f"{seconds:.2f}",
                            "per_second": f"{rate:.0f}", "ratio_vs_reference": ratio, "note": note})
-
-    info = machine()
-    meta = {
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
-        "commit": git_commit(),
-        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu": info["cpu"],
-        "cores": info["cores"],
-        "load": f"1-min load average {load_before[0]:.1f} before, {load_mid[0]:.1f} between, {load_after[0]:.1f} after",
-        "versions": f"python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
-                    f"pillow {PIL.__version__}, numpy {np.__version__}",
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    result = pd.DataFrame(table_rows)
     args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "data_pipeline.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(table_rows[0]))
-        writer.writeheader()
-        writer.writerows(table_rows)
-    steady_ratio = (patches / epoch_s) / ref_rate
-    amortised_ratio = float(table_rows[-1]["ratio_vs_reference"])
-    lines = [
-        "# Data pipeline: training patches per second",
-        "",
-        f"iqabench (ImageCache + TrainBatches) vs the original Hyper-IQA training loader, on "
-        f"{len(names)} AGIQA-3K images (512x512 JPEG; seeded random subset), {args.crops} random "
-        f"{args.crop}px crops + flip per image per epoch, batch {args.batch_size}, {args.workers} workers each.",
-        "",
-        f"**Steady state: {steady_ratio:.0f}x** the reference's patches per second; "
-        f"**{amortised_ratio:.0f}x** with the one-time decode amortised over {ORIGINAL_EPOCHS} epochs.",
-        "",
-        "| pipeline | patches (images for decode) | seconds | per second | x reference | how obtained |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for r in table_rows:
-        lines.append(f"| {r['pipeline']} | {r['count']} | {r['seconds']} | {r['per_second']} | "
-                     f"{r['ratio_vs_reference']} | {r['note']} |")
-    lines += [
-        "",
-        "## Accounting",
-        "",
-        "- The reference decodes the full JPEG for every patch (25 times per image per epoch), "
-        "as the original does; its rate is one epoch's patches over the epoch's wall time, "
-        "including DataLoader worker start-up (which the original pays every epoch too). "
-        f"The original used `num_workers=0`; the reference here gets {args.workers} worker processes.",
-        "- iqabench decodes each image once (timed apart, row 'one-time decode'); epochs then only "
-        "copy crops out of memory. 'decode + 1 epoch' is the worst case (a single epoch); "
-        f"'amortised over {ORIGINAL_EPOCHS} epochs' matches the original's training length. "
-        "Both projected rows combine the measured decode time with the median measured epoch.",
-        "- iqabench yields uint8 crops and normalises inside the model (on the GPU in practice); "
-        "the reference yields normalised float32 (ToTensor + Normalize in its workers). The "
-        "'+ CPU normalise' row adds that conversion on the CPU (main thread, one torch thread, "
-        f"while {args.workers} loader threads cut the next crops) for a like-for-like output.",
-        f"- Memory: the decoded images take {ours['cache_mb']:.0f} MB in RAM "
-        "(`cache_dir` keeps them in a memmap on disk instead).",
-        "- The machine is shared with other jobs; load averages are recorded below. Both pipelines ran "
-        "in the same process on the same images; iqabench's epochs were timed before and after the "
-        "reference's so both saw the same period of load.",
-        "",
-        "## Run",
-        "",
-        f"- command: `{meta['command']}`",
-        f"- commit: {meta['commit']}",
-        f"- date: {meta['date']}",
-        f"- CPU: {meta['cpu']}, {meta['cores']} cores available",
-        f"- load: {meta['load']}",
-        f"- versions: {meta['versions']}",
-        f"- peak RSS of the benchmark process: {meta['peak_rss_mb']:.0f} MB",
-        "",
-    ]
-    (args.out / "README.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    result.to_csv(args.out / "data_pipeline.csv", index=False)
+
+    shown = result.rename(columns={"count": "patches (images for decode)", "per_second": "per second",
+                                   "ratio_vs_reference": "x reference", "note": "how obtained"})
+    load = f"1-min load average {load_before:.1f} before, {load_mid:.1f} between, {load_after:.1f} after"
+    text = readme.render(
+        README, images=len(names), dataset=table.name, crops=args.crops, crop=args.crop,
+        batch_size=args.batch_size, workers=args.workers, original_epochs=ORIGINAL_EPOCHS,
+        steady=f"{(patches / epoch_s) / ref_rate:.0f}", amortised=f"{float(table_rows[-1]['ratio_vs_reference']):.0f}",
+        table=shown.to_markdown(index=False, disable_numparse=True,
+                                colalign=("left", "right", "right", "right", "right", "left")),
+        accounting=readme.bullets(accounting(args, batches.cache.nbytes / 1e6)),
+        run=readme.bullets(readme.run_facts(readme.command("data_pipeline", argv), load=load)))
+    (args.out / "README.md").write_text(text)
+    print(text, flush=True)
+    return args.out
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except IqabenchError as err:
+        sys.exit(f"error: {err}")

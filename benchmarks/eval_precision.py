@@ -7,7 +7,7 @@ each mode's SRCC/PLCC, the largest change of any image's predicted score against
 (MOS units), the SRCC between the fp32 and the faster mode's predictions, and the
 scoring wall time (compilation apart).
 
-    python benchmarks/eval_precision.py --checkpoint runs/study/baseline/round_00/best.pt \
+    python -m benchmarks.eval_precision --checkpoint runs/study/baseline/round_00/best.pt \
         --dataset agiqa3k --root ../shared/data/agiqa3k --out results/agiqa3k_study/precision
 """
 
@@ -15,37 +15,47 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as dt
-import shlex
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import torch
-from scipy import stats
+if __package__ in (None, ""):  # started as `python benchmarks/eval_precision.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from scipy import stats  # noqa: E402
 
+from benchmarks import readme  # noqa: E402
+from iqabench.checkpoint import load_checkpoint  # noqa: E402
+from iqabench.config import EvalConfig  # noqa: E402
 from iqabench.data import load_dataset  # noqa: E402
 from iqabench.data.cache import ImageCache  # noqa: E402
 from iqabench.data.splits import check_split, read_split  # noqa: E402
-from iqabench.config import EvalConfig  # noqa: E402
 from iqabench.errors import IqabenchError  # noqa: E402
-from iqabench.evaluation import (checkpoint_settings, compile_for_inference,  # noqa: E402
-                                 load_checkpoint, predict, score_images)
-from iqabench.provenance import cpu_model, git_commit  # noqa: E402
+from iqabench.evaluation import checkpoint_settings, predict, score_images  # noqa: E402
+from iqabench.profiling import timed  # noqa: E402
+from iqabench.runtime import compile_for_inference  # noqa: E402
 
-#: What the numbers depend on; results written beside them do not make the commit "dirty".
-CODE = ("iqabench", "benchmarks", "pyproject.toml")
 MODES = {  # name -> (iqabench eval --amp, --compile)
     "fp32": ("none", False),
     "bf16": ("bf16", False),
     "bf16+compile": ("bf16", True),
 }
+
+
+README = """\
+# Scoring precision: fp32 vs bf16 vs bf16 compiled, one checkpoint
+
+$intro `max_abs_pred_change`: the largest change of one image's predicted score against fp32, \
+in MOS units; `srcc_vs_fp32`: rank agreement of the predictions with fp32's; `seconds`: \
+scoring wall time (`iqabench.profiling.timed`), compilation apart in `compile_s`.
+
+$table
+
+$run
+"""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -84,24 +94,24 @@ def main(argv: Sequence[str] | None = None) -> Path:
     check_split(split, sorted(table.frame["name"].astype(str)), source=str(args.split))
     names = list(split.subset("test"))
     cache = ImageCache.build(table, names=names, min_size=model.config.input_size)
-    rows, reference = [], None
+    rows, reference, cpu = [], None, torch.device("cpu")
     for mode in args.modes:
         amp, compiled = MODES[mode]
-        cfg = EvalConfig(checkpoint=str(args.checkpoint), dataset=args.dataset, crop_mode="grid",
-                         n_crops=args.n_crops, batch_size=args.batch_size, device="cpu", amp=amp,
+        cfg = EvalConfig(checkpoint=str(args.checkpoint), dataset=args.dataset, eval_crop_mode="grid",
+                         eval_crops=args.n_crops, eval_batch_size=args.batch_size, device="cpu", amp=amp,
                          compile=compiled)
-        settings = checkpoint_settings(cfg, model, ckpt, torch.device("cpu"))
+        settings = checkpoint_settings(cfg, model, ckpt, cpu)
         scorer = copy.deepcopy(model)
         compile_s = 0.0
         if compiled:  # compiled (and timed) apart, on the first image's crops through predict
-            started = time.perf_counter()
-            scorer = compile_for_inference(scorer)
-            predict(scorer, cache, names[:1], "grid", args.n_crops, settings.crop_size,
-                    args.batch_size, amp_dtype=settings.amp_dtype)
-            compile_s = time.perf_counter() - started
-        started = time.perf_counter()
-        frame, metrics = score_images(scorer, table, names, cache, settings, n_boot=0)
-        seconds = time.perf_counter() - started
+            with timed(cpu) as compiling:
+                scorer = compile_for_inference(scorer)
+                predict(scorer, cache, names[:1], "grid", args.n_crops, settings.crop_size,
+                        args.batch_size, amp_dtype=settings.amp_dtype)
+            compile_s = compiling.seconds
+        with timed(cpu) as scoring:
+            frame, metrics = score_images(scorer, table, names, cache, settings, n_boot=0)
+        seconds = scoring.seconds
         pred = frame["pred"].to_numpy()
         reference = pred if reference is None else reference
         rows.append({
@@ -117,25 +127,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
     result = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     result.to_csv(args.out / "precision.csv", index=False)
-    command = "python benchmarks/eval_precision.py " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    lines = [
-        "# Scoring precision: fp32 vs bf16 vs bf16 compiled, one checkpoint",
-        "",
-        f"`{args.checkpoint}` ({model.config.backbone}, {model.config.hyper_input} hyper input) on its "
-        f"{len(names)} {table.name} test images, {args.n_crops} grid crops each, batch {args.batch_size}, CPU. "
-        "`max_abs_pred_change`: the largest change of one image's predicted score against fp32, in MOS "
-        "units; `srcc_vs_fp32`: rank agreement of the predictions with fp32's.",
-        "",
-        result.to_markdown(index=False),
-        "",
-        f"- command: `{command}`",
-        f"- commit: {git_commit(CODE, cwd=REPO)}",
-        f"- machine: {cpu_model()}, {torch.get_num_threads()} torch threads; no GPU",
-        f"- date: {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}",
-        f"- versions: torch {torch.__version__}",
-    ]
-    (args.out / "README.md").write_text("\n".join(lines) + "\n")
+    intro = (f"`{args.checkpoint}` ({model.config.backbone}, {model.config.hyper_input} hyper input) "
+             f"on its {len(names)} {table.name} test images, {args.n_crops} grid crops each, batch "
+             f"{args.batch_size}, CPU.")
+    facts = readme.run_facts(readme.command("eval_precision", argv))
+    facts["machine"] += "; no GPU"
+    readme.write(args.out / "README.md", README, intro=intro, table=result.to_markdown(index=False),
+                 run=readme.bullets(facts))
     return args.out
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Backbone comparison profiles (issue 6, item 2): ResNet-50, Swin-T, ConvNeXt-T,
+# Backbone comparison profiles: ResNet-50, Swin-T, ConvNeXt-T,
 # EfficientNetV2-S and EfficientNet-Lite0 under Hyper-IQA, fp32 and bf16, batch 1 and 64.
 # Usage: bash benchmarks/profile_backbones.sh cpu|cuda [OUT_DIR]
 set -euo pipefail

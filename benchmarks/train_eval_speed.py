@@ -4,160 +4,75 @@ Both sides run the same Hyper-IQA module (identical architecture and FLOPs, the 
 starts from a copy of iqabench's initial weights) on the same images, in the same process,
 on the same machine, with the same number of patches and the same batch size.
 
-- reference: the original SSL92/hyperIQA code path (``HyerIQASolver.py``,
-  ``data_loader.py``; rebuilt from its description). Training: every image listed
-  ``patch_num`` (25) times, each sample opens and decodes its file with PIL, then
-  ``RandomHorizontalFlip -> RandomCrop -> ToTensor -> Normalize``, a torch
-  ``DataLoader(shuffle=True, batch_size=96)``; NCHW fp32, ``model.train()``,
-  ``zero_grad -> forward -> L1 on raw MOS -> loss.item() -> backward -> Adam step``.
-  Test: every image listed 25 times, ``RandomCrop -> ToTensor -> Normalize`` per sample,
-  ``DataLoader(batch_size=1, shuffle=False)``, one forward per crop, ``pred.item()``, the
-  mean of each image's 25 scores. ``num_workers=0`` as in the original (``--ref-workers``).
+- reference: the original code path of :mod:`benchmarks.original_hyperiqa` (per-sample
+  PIL decoding, NCHW fp32, L1 on raw MOS with Adam; test at batch 1, a forward and
+  ``.item()`` per crop), ``num_workers=0`` as in the original (``--ref-workers``).
 - iqabench: ``ImageCache`` (each image decoded once, timed apart), ``TrainBatches``
   (uint8 crops cut from memory) and ``training.train_one_epoch`` with the
-  ``--recipe original`` optimiser (``build_optimizer``/``build_scheduler``) and loss,
-  channels_last, uint8 in and normalised inside the model; evaluation with
-  ``evaluation.predict``: a deterministic 5x5 crop grid, crops batched across images,
-  ``torch.inference_mode``. AMP bf16 on CUDA (``--amp auto``), fp32 on CPU; with
-  ``--compile-eval`` the model first goes through ``evaluation.compile_for_inference``
-  (as ``iqabench eval --compile``), its one-off compile time reported apart like decoding.
+  ``--recipe original`` optimiser, scheduler and loss, channels_last, uint8 in and
+  normalised inside the model; evaluation with ``evaluation.predict``: a deterministic
+  5x5 crop grid, crops batched across images, ``torch.inference_mode``. AMP bf16 on CUDA
+  (``--amp auto``), fp32 on CPU; with ``--compile-eval`` the model first goes through
+  ``runtime.compile_for_inference`` (as ``iqabench eval --compile``), its one-off compile
+  time reported apart like decoding.
 
 Training throughput is patches over whole epochs' wall time (loader included); the
 epochs of the two sides alternate (ABBA) so both see the same machine load.
-Evaluation throughput is images per second over a whole 25-crop pass.
+Evaluation throughput is images per second over a whole 25-crop pass. Every pass is
+timed by :func:`iqabench.profiling.timed` (device synchronised before and after).
 
 Run from the repository root (defaults: 32 training images = 800 patches per epoch per
 side, 16 evaluation images = 400 crops per side, both models, CPU):
-    python benchmarks/train_eval_speed.py
+    python -m benchmarks.train_eval_speed
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import datetime as dt
 import math
 import os
-import platform
-import resource
-import shlex
-import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
-import torchvision
-from torch import nn
-from torch.utils.data import DataLoader
-from torchvision import transforms
+if __package__ in (None, ""):  # started as `python benchmarks/train_eval_speed.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
 
-from benchmarks.data_pipeline import OriginalHyperIQAFolder, git_commit, machine  # noqa: E402
+from benchmarks import readme  # noqa: E402
+from benchmarks.original_hyperiqa import (original_loader, original_model,  # noqa: E402
+                                          original_optimizer, original_test,
+                                          original_train_epoch)
 from iqabench.config import TrainConfig, resolve_train_config  # noqa: E402
 from iqabench.data import load_dataset  # noqa: E402
 from iqabench.data.cache import ImageCache  # noqa: E402
 from iqabench.data.loader import TrainBatches  # noqa: E402
 from iqabench.data.table import DatasetTable  # noqa: E402
 from iqabench.errors import IqabenchError  # noqa: E402
-from iqabench.evaluation import compile_for_inference, predict, resolve_amp, resolve_device  # noqa: E402
+from iqabench.evaluation import predict  # noqa: E402
 from iqabench.losses import IQALoss  # noqa: E402
 from iqabench.models.hyperiqa import HyperIQA  # noqa: E402
-from iqabench.training import (backend_flags, build_optimizer, build_scheduler,  # noqa: E402
-                               build_train_model, train_one_epoch)
+from iqabench.profiling import Timing, synchronize, timed  # noqa: E402
+from iqabench.runtime import (backend_flags, compile_for_inference, resolve_amp,  # noqa: E402
+                              resolve_device)
+from iqabench.training import (build_optimizer, build_scheduler, build_train_model,  # noqa: E402
+                               train_one_epoch)
 
 DEFAULT_MODELS = ("resnet50", "tf_efficientnet_lite0")
-#: Files whose uncommitted changes would make the numbers not those of the commit.
-SPEED_FILES = ("benchmarks/train_eval_speed.py", "benchmarks/data_pipeline.py", "iqabench/training.py",
-               "iqabench/evaluation.py", "iqabench/models/hyperiqa.py", "iqabench/models/backbone.py",
-               "iqabench/data/cache.py", "iqabench/data/loader.py", "iqabench/data/transforms.py",
-               "iqabench/losses.py", "iqabench/config.py")
+SIDES = ("reference", "iqabench")
 COLUMNS = ("model", "phase", "side", "device", "dtype", "memory_format", "batch_size", "images",
            "crops_per_image", "patches", "passes", "seconds", "loader_wait_s", "decode_s",
            "decode_in_rate", "compile_s", "per_s", "unit", "patches_per_s", "per_s_with_setup",
            "ratio", "ratio_with_setup", "peak_mem_mb", "how")
 
 
-# ----------------------------------------------------------------- the reference
-
-def original_transform(train: bool, crop: int, mean: Sequence[float], std: Sequence[float]):
-    """The original's per-sample transform (train: with a random flip; test: without)."""
-    steps = [transforms.RandomHorizontalFlip()] if train else []
-    steps += [transforms.RandomCrop(size=crop), transforms.ToTensor(),
-              transforms.Normalize(mean=mean, std=std)]
-    return transforms.Compose(steps)
-
-
-def original_loader(paths: list[str], labels: np.ndarray, crops: int, crop: int, train: bool,
-                    mean, std, batch_size: int, workers: int, drop_last: bool = False) -> DataLoader:
-    """Samples (path, label) listed ``crops`` times, decoded afresh per sample."""
-    data = OriginalHyperIQAFolder(paths, labels, crops, crop)
-    data.transform = original_transform(train, crop, mean, std)
-    return DataLoader(data, batch_size=batch_size if train else 1, shuffle=train,
-                      num_workers=workers, drop_last=drop_last)
-
-
-def original_model(model: HyperIQA, device: torch.device) -> HyperIQA:
-    """The same module with the same weights, NCHW fp32; normalisation happens in the
-    loader (ToTensor + Normalize) as in the original, so the model's own is made identity."""
-    reference = HyperIQA(model.config, pretrained=False)
-    reference.load_state_dict(model.state_dict())
-    with torch.no_grad():
-        reference.mean.zero_()
-        reference.std.fill_(1.0)
-    return reference.to(device)
-
-
-def original_optimizer(model: HyperIQA, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam over heads (lr x ratio) and backbone (lr), weight decay, as HyerIQASolver builds
-    it for epoch 1 (its later epochs lost the heads through a spent iterator, issue #32)."""
-    return torch.optim.Adam([{"params": model.head_parameters(), "lr": cfg.lr * cfg.head_lr_ratio},
-                             {"params": list(model.backbone.parameters()), "lr": cfg.lr}],
-                            weight_decay=cfg.weight_decay)
-
-
-def original_train_epoch(model: HyperIQA, optimizer, loader: Iterable, device: torch.device) -> int:
-    """One epoch of HyerIQASolver.train; returns the patches seen."""
-    model.train(True)
-    l1 = nn.L1Loss()
-    patches = 0
-    for img, label in loader:
-        img, label = img.to(device), label.to(device)
-        optimizer.zero_grad()
-        pred = model(img)
-        loss = l1(pred.squeeze(), label.float().detach())
-        loss.item()  # the original logs every step's loss (a device sync on CUDA)
-        loss.backward()
-        optimizer.step()
-        patches += len(img)
-    return patches
-
-
-def original_test(model: HyperIQA, loader: Iterable, device: torch.device, crops: int,
-                  autograd: bool) -> np.ndarray:
-    """HyerIQASolver.test: batch 1, one forward per crop, mean of each image's crops."""
-    model.train(False)
-    scores = []
-    with contextlib.nullcontext() if autograd else torch.no_grad():
-        for img, _ in loader:
-            pred = model(img.to(device))
-            scores.append(float(pred.item()))
-    return np.mean(np.reshape(np.array(scores), (-1, crops)), axis=1)
-
-
-# ------------------------------------------------------------------- iqabench side
-
-def iqabench_runtime(device: torch.device):
-    """The global switches ``training.fit_round`` sets for a run, restored afterwards so
-    the reference runs with torch's defaults, as the original did."""
-    return backend_flags(device)
-
+# ------------------------------------------------------------------------ timing
 
 class Waited:
     """Wraps a loader and adds up how long its consumer waits for each next batch
@@ -181,20 +96,10 @@ class Waited:
             started = time.perf_counter()
 
 
-# ------------------------------------------------------------------------ timing
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_mb(device: torch.device) -> float:
-    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
+def pass_timer(device: torch.device):
+    """:func:`iqabench.profiling.timed` for one pass; peak memory on CUDA only (on CPU the
+    process RSS would mix in the other side's decoded images)."""
+    return timed(device, peak_memory=device.type == "cuda")
 
 
 def warm_up(model: HyperIQA, sizes: Sequence[int], crop: int, device: torch.device, *, train: bool,
@@ -214,7 +119,7 @@ def warm_up(model: HyperIQA, sizes: Sequence[int], crop: int, device: torch.devi
         else:
             with torch.inference_mode(), ctx:
                 model(x)
-    sync(device)
+    synchronize(device)
 
 
 def batch_sizes(count: int, batch: int, drop_last: bool, device: torch.device) -> list[int]:
@@ -228,17 +133,6 @@ def batch_sizes(count: int, batch: int, drop_last: bool, device: torch.device) -
     return sorted(sizes)
 
 
-def speed_config(backbone: str, args) -> TrainConfig:
-    """``--recipe original`` with this benchmark's model, sizes and device."""
-    return resolve_train_config(overrides={
-        "recipe": "original", "dataset": args.dataset, "root": str(args.root) if args.root else None,
-        "pretrained": False, "batch_size": args.batch_size, "crops_per_image": args.crops,
-        "eval_crops": args.crops, "eval_batch_size": args.eval_batch_size,
-        "device": args.device, "amp": args.amp, "seed": args.seed,
-        "model": {"backbone": backbone, "input_size": args.crop_size},
-    })
-
-
 @dataclass
 class Timings:
     """Timed passes of one side in one phase."""
@@ -247,11 +141,11 @@ class Timings:
     wait_s: list[float] = field(default_factory=list)  # NaN where not measured
     peak_mb: float = float("nan")  # CUDA only
 
-    def add(self, seconds: float, wait_s: float, device: torch.device) -> None:
-        self.seconds.append(seconds)
+    def add(self, timing: Timing, wait_s: float) -> None:
+        self.seconds.append(timing.seconds)
         self.wait_s.append(wait_s)
-        if device.type == "cuda":
-            self.peak_mb = float(np.nanmax([self.peak_mb, peak_mb(device)]))
+        if timing.peak_mb is not None:
+            self.peak_mb = float(np.nanmax([self.peak_mb, timing.peak_mb]))
 
 
 @dataclass
@@ -267,12 +161,24 @@ class Phase:
     batch: dict[str, int]
     how: dict[str, str]
     compile_s: float = 0.0  # iqabench's one-time compile (--compile-eval), timed apart
-    timings: dict[str, Timings] = field(default_factory=lambda: {"reference": Timings(),
-                                                                  "iqabench": Timings()})
+    timings: dict[str, Timings] = field(default_factory=lambda: {s: Timings() for s in SIDES})
 
     def rate(self, side: str) -> float:
         t = self.timings[side]
         return self.per_pass * len(t.seconds) / sum(t.seconds)
+
+
+# ------------------------------------------------------------------- one model
+
+def speed_config(backbone: str, args) -> TrainConfig:
+    """``--recipe original`` with this benchmark's model, sizes and device."""
+    return resolve_train_config(overrides={
+        "recipe": "original", "dataset": args.dataset, "root": str(args.root) if args.root else None,
+        "pretrained": False, "batch_size": args.batch_size, "crops_per_image": args.crops,
+        "eval_crops": args.crops, "eval_batch_size": args.eval_batch_size,
+        "device": args.device, "amp": args.amp, "seed": args.seed,
+        "model": {"backbone": backbone, "input_size": args.crop_size},
+    })
 
 
 def bench_model(backbone: str, table: DatasetTable, train_names: list[str], eval_names: list[str],
@@ -289,7 +195,7 @@ def bench_model(backbone: str, table: DatasetTable, train_names: list[str], eval
     eval_paths = frame.loc[eval_names, "path"].astype(str).tolist()
     eval_mos = frame.loc[eval_names, "mos"].to_numpy(np.float32)
     patches = len(train_names) * k
-    drop_last = patches % cfg.batch_size == 1 and patches > 1  # as fit_round: no batch of one
+    drop_last = patches % cfg.batch_size == 1 and patches > 1  # as training: no batch of one
     trained = patches - (1 if drop_last else 0)
 
     torch.manual_seed(cfg.seed)
@@ -299,26 +205,25 @@ def bench_model(backbone: str, table: DatasetTable, train_names: list[str], eval
     mean, std = model.spec.mean, model.spec.std
 
     # --- training: iqabench decodes once (timed apart), then cuts crops from memory
-    started = time.perf_counter()
-    train_cache = ImageCache.build(table, names=train_names, min_size=crop)
-    train_decode_s = time.perf_counter() - started
+    with timed(device) as decode:
+        train_cache = ImageCache.build(table, names=train_names, min_size=crop)
     batches = TrainBatches(train_cache, train_names, train_mos, k, cfg.batch_size, crop_size=crop,
                            seed=cfg.seed, flip=cfg.flip, drop_last=drop_last)
     criterion = IQALoss(cfg.loss, cfg.alpha, cfg.margin, cfg.label_scale, table.mos_range)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer, len(batches))
-    ref_loader = original_loader(train_paths, train_mos, k, crop, True, mean, std, cfg.batch_size,
-                                 args.ref_workers, drop_last)
-    ref_optimizer = original_optimizer(reference, cfg)
+    ref_loader = original_loader(train_paths, train_mos, k, crop, True, cfg.batch_size,
+                                 args.ref_workers, mean, std, drop_last)
+    ref_optimizer = original_optimizer(reference, cfg.lr, cfg.head_lr_ratio, cfg.weight_decay)
     print(f"[{backbone}] {len(train_names)} training images, {patches} patches per epoch, batch "
-          f"{cfg.batch_size}; iqabench decode {train_decode_s:.2f} s", flush=True)
+          f"{cfg.batch_size}; iqabench decode {decode.seconds:.2f} s", flush=True)
     sizes = batch_sizes(patches, cfg.batch_size, drop_last, device)
     warm_up(reference, sizes, crop, device, train=True, uint8=False, channels_last=False, amp_dtype=None)
-    with iqabench_runtime(device):
+    with backend_flags(device):  # the switches a training run sets; the reference runs without
         warm_up(model, sizes, crop, device, train=True, uint8=True, channels_last=True,
                 amp_dtype=amp_dtype)
 
-    train = Phase("train", trained, "patches/s", len(train_names), trained, train_decode_s,
+    train = Phase("train", trained, "patches/s", len(train_names), trained, decode.seconds,
                   batch={"reference": cfg.batch_size, "iqabench": cfg.batch_size},
                   how={"reference": f"original: PIL decode + flip + RandomCrop + ToTensor + Normalize per "
                                     f"patch, DataLoader(shuffle, workers {args.ref_workers}), NCHW fp32, "
@@ -328,53 +233,46 @@ def bench_model(backbone: str, table: DatasetTable, train_names: list[str], eval
 
     def ref_epoch(epoch: int) -> None:
         loader = Waited(ref_loader)
-        reset_peak(device)
-        started = time.perf_counter()
-        n = original_train_epoch(reference, ref_optimizer, loader, device)
-        sync(device)
-        train.timings["reference"].add(time.perf_counter() - started, loader.wait_s, device)
+        with pass_timer(device) as timing:
+            n = original_train_epoch(reference, ref_optimizer, loader, device)
+        train.timings["reference"].add(timing, loader.wait_s)
         check_count(n, trained, "reference")
         report(backbone, train, "reference", epoch)
 
     def iqa_epoch(epoch: int) -> None:
         batches.set_epoch(epoch)
         loader = Waited(batches)
-        with iqabench_runtime(device):
-            reset_peak(device)
-            started = time.perf_counter()
+        with backend_flags(device), pass_timer(device) as timing:
             stats = train_one_epoch(model, criterion, optimizer, loader, device, epoch=epoch,
                                     scheduler=scheduler, amp_dtype=amp_dtype, channels_last=True)
-            sync(device)
-            train.timings["iqabench"].add(time.perf_counter() - started, loader.wait_s, device)
+        train.timings["iqabench"].add(timing, loader.wait_s)
         check_count(stats["patches"], trained, "iqabench")
         report(backbone, train, "iqabench", epoch)
 
     alternate(args.train_epochs, ref_epoch, iqa_epoch)
 
     # --- evaluation: k crops per image
-    started = time.perf_counter()
-    eval_cache = ImageCache.build(table, names=eval_names, min_size=crop)
-    eval_decode_s = time.perf_counter() - started
-    ref_test = original_loader(eval_paths, eval_mos, k, crop, False, mean, std, 1, args.ref_workers)
+    with timed(device) as decode:
+        eval_cache = ImageCache.build(table, names=eval_names, min_size=crop)
+    ref_test = original_loader(eval_paths, eval_mos, k, crop, False, 1, args.ref_workers, mean, std)
     warm_up(reference, [1], crop, device, train=False, uint8=False, channels_last=False, amp_dtype=None)
     compile_s = 0.0
-    with iqabench_runtime(device):
+    with backend_flags(device):
         if args.compile_eval:  # compiled once for the full batch; predict pads the last one
-            started = time.perf_counter()
-            model = compile_for_inference(model)
-            # through predict itself: its inference-mode uint8 batches are what the graph is
-            # specialised on (a tensor made outside inference mode would compile another)
-            predict(model, eval_cache, eval_names[:1], cfg.eval_crop_mode, k, crop,
-                    cfg.eval_batch_size, device=device, amp_dtype=amp_dtype, channels_last=True)
-            sync(device)
-            compile_s = time.perf_counter() - started
+            with timed(device) as compiling:
+                model = compile_for_inference(model)
+                # through predict itself: its inference-mode uint8 batches are what the graph
+                # is specialised on (a tensor made outside inference mode would compile another)
+                predict(model, eval_cache, eval_names[:1], cfg.eval_crop_mode, k, crop,
+                        cfg.eval_batch_size, device=device, amp_dtype=amp_dtype, channels_last=True)
+            compile_s = compiling.seconds
             print(f"[{backbone}] eval iqabench compiled in {compile_s:.1f} s", flush=True)
         else:
             warm_up(model, batch_sizes(len(eval_names) * k, cfg.eval_batch_size, False, device),
                     crop, device, train=False, uint8=True, channels_last=True, amp_dtype=amp_dtype)
     grad = "autograd on, as the original test()" if args.ref_eval_autograd else "torch.no_grad"
     evaluation = Phase("eval", len(eval_names), "images/s", len(eval_names), len(eval_names) * k,
-                       eval_decode_s, batch={"reference": 1, "iqabench": cfg.eval_batch_size},
+                       decode.seconds, batch={"reference": 1, "iqabench": cfg.eval_batch_size},
                        compile_s=compile_s,
                        how={"reference": f"original: PIL decode + RandomCrop + ToTensor + Normalize per crop, "
                                          f"DataLoader(batch 1, workers {args.ref_workers}), NCHW fp32, "
@@ -386,23 +284,18 @@ def bench_model(backbone: str, table: DatasetTable, train_names: list[str], eval
 
     def ref_pass(i: int) -> None:
         loader = Waited(ref_test)
-        reset_peak(device)
-        started = time.perf_counter()
-        scores = original_test(reference, loader, device, k, args.ref_eval_autograd)
-        sync(device)
-        evaluation.timings["reference"].add(time.perf_counter() - started, loader.wait_s, device)
+        with pass_timer(device) as timing:
+            scores = original_test(reference, loader, device, k, args.ref_eval_autograd)
+        evaluation.timings["reference"].add(timing, loader.wait_s)
         check_scores(scores, len(eval_names), "reference")
         report(backbone, evaluation, "reference", i)
 
     def iqa_pass(i: int) -> None:
-        with iqabench_runtime(device):
-            reset_peak(device)
-            started = time.perf_counter()
+        with backend_flags(device), pass_timer(device) as timing:
             scores = predict(model, eval_cache, eval_names, cfg.eval_crop_mode, k, crop,
                              cfg.eval_batch_size, device=device, amp_dtype=amp_dtype,
                              channels_last=True)
-            sync(device)
-            evaluation.timings["iqabench"].add(time.perf_counter() - started, float("nan"), device)
+        evaluation.timings["iqabench"].add(timing, float("nan"))
         check_scores(scores, len(eval_names), "iqabench")
         report(backbone, evaluation, "iqabench", i)
 
@@ -410,7 +303,7 @@ def bench_model(backbone: str, table: DatasetTable, train_names: list[str], eval
     return cfg, device, [train, evaluation]
 
 
-def alternate(n: int, reference, ours) -> None:
+def alternate(n: int, reference: Callable[[int], None], ours: Callable[[int], None]) -> None:
     """Run n passes of each side, ABBA (reference first on even passes)."""
     for i in range(n):
         for run in ((reference, ours) if i % 2 == 0 else (ours, reference)):
@@ -444,7 +337,7 @@ def rows_for(backbone: str, cfg: TrainConfig, device: torch.device, phases: list
     rows = []
     for phase in phases:
         base = phase.rate("reference")
-        for side in ("reference", "iqabench"):
+        for side in SIDES:
             t = phase.timings[side]
             seconds = float(sum(t.seconds))
             rate = phase.rate(side)
@@ -478,111 +371,121 @@ def _r(value: float, digits: int = 3):
     return "" if value is None or not math.isfinite(value) else round(float(value), digits)
 
 
-def uncommitted(paths: Sequence[str]) -> list[str]:
-    """Which of ``paths`` differ from the commit (git status), or [] outside git."""
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=REPO,
-                             capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return []
-    return [line[3:] for line in out.splitlines() if line.strip()]
+README = """\
+# Training and ${crops}-crop evaluation throughput: iqabench vs the original Hyper-IQA code
+
+$intro
+
+$summary
+
+${busy}Targets: evaluation >= 3x and training >= 2x the reference. Measured here:
+$targets
+
+## Details
+
+$details
+
+## Accounting
+
+$accounting
+
+## Run
+
+$run
+"""
 
 
-def write_readme(path: Path, rows: list[dict], meta: dict, args) -> None:
-    by = {(r["model"], r["phase"], r["side"]): r for r in rows}
-    models = list(dict.fromkeys(r["model"] for r in rows))
-    lines = [
-        "# Training and 25-crop evaluation throughput: iqabench vs the original Hyper-IQA code",
-        "",
-        f"Same Hyper-IQA module (same architecture, FLOPs and initial weights) on both sides, "
-        f"{meta['train_images']} {meta['dataset']} images for training ({meta['patches']} patches per "
-        f"epoch per side, batch {args.batch_size}), {meta['eval_images']} for evaluation "
-        f"({args.crops} crops each), {args.crop_size} px crops, device `{meta['device']}`.",
-        "",
-        "| model | phase | reference | iqabench | x reference | iqabench incl. one-off costs | x incl. one-off costs |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for m in models:
-        for phase in ("train", "eval"):
-            ref, ours = by[(m, phase, "reference")], by[(m, phase, "iqabench")]
-            lines.append(f"| {m} | {phase} ({ours['unit']}) | {ref['per_s']} | {ours['per_s']} | "
-                         f"{ours['ratio']} | {ours['per_s_with_setup']} | {ours['ratio_with_setup']} |")
-    # The benchmark itself keeps about `threads` cores busy; load beyond that is other jobs.
-    cores, busiest = meta["cores"], max(meta["loads"])
-    others = busiest - meta.get("threads", torch.get_num_threads())
-    if others > 0.5 * cores:
-        lines += ["", f"**The machine was busy (1-minute load average up to {busiest:.1f} on {cores} cores, "
-                      f"about {others:.1f} above this benchmark's own threads): other jobs oversubscribe "
-                      "torch's threads, which slows the reference's batch-1 passes far more than batched "
-                      "ones. Do not trust these ratios; rerun on a quiet machine.**"]
-    lines += ["", "Targets (issue 6): evaluation >= 3x and training >= 2x the reference. Measured here:"]
-    for m in models:
-        t, e = by[(m, "train", "iqabench")]["ratio"], by[(m, "eval", "iqabench")]["ratio"]
-        lines.append(f"- {m}: training {t}x ({'met' if t >= 2 else 'not met'}), "
-                     f"evaluation {e}x ({'met' if e >= 3 else 'not met'}).")
-    lines += [
-        "",
-        "## Details",
-        "",
-        "| model | phase | side | passes | seconds | loader wait s | decode s | compile s | per s | patches/s | dtype | batch |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
-    ]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['phase']} | {r['side']} | {r['passes']} | {r['seconds']} | "
-                     f"{r['loader_wait_s']} | {r['decode_s']} | {r['compile_s']} | {r['per_s']} | {r['patches_per_s']} | "
-                     f"{r['dtype']} {r['memory_format']} | {r['batch_size']} |")
-    lines += [
-        "",
-        "## Accounting",
-        "",
-        "- Training rate: patches over the wall time of whole epochs, data loading included (the "
+def summary_table(rows: pd.DataFrame) -> str:
+    """Per model and phase: both sides' rates and iqabench's ratios."""
+    ours = rows[rows["side"] == "iqabench"].set_index(["model", "phase"])
+    ref = rows[rows["side"] == "reference"].set_index(["model", "phase"])["per_s"]
+    table = pd.DataFrame({
+        "model": ours.index.get_level_values("model"),
+        "phase": [f"{p} ({u})" for p, u in zip(ours.index.get_level_values("phase"), ours["unit"])],
+        "reference": ref.loc[ours.index].to_numpy(),
+        "iqabench": ours["per_s"].to_numpy(),
+        "x reference": ours["ratio"].to_numpy(),
+        "iqabench incl. one-off costs": ours["per_s_with_setup"].to_numpy(),
+        "x incl. one-off costs": ours["ratio_with_setup"].to_numpy(),
+    })
+    return table.to_markdown(index=False)
+
+
+def details_table(rows: pd.DataFrame) -> str:
+    table = rows[["model", "phase", "side", "passes", "seconds", "loader_wait_s", "decode_s",
+                  "compile_s", "per_s", "patches_per_s"]].copy()
+    table["dtype"] = rows["dtype"] + " " + rows["memory_format"]
+    table["batch"] = rows["batch_size"]
+    table.columns = ["model", "phase", "side", "passes", "seconds", "loader wait s", "decode s",
+                     "compile s", "per s", "patches/s", "dtype", "batch"]
+    return table.to_markdown(index=False)
+
+
+def accounting(args, device: torch.device) -> list[str]:
+    """How each number was obtained, for this run's settings."""
+    grid = math.isqrt(args.crops)
+    return [
+        "Training rate: patches over the wall time of whole epochs, data loading included (the "
         "loop waits for each batch: `loader wait s`, part of `seconds`). Both sides train on the same "
         "number of patches with the same batch size; their epochs alternate (reference, iqabench, "
         "iqabench, reference, ...) so both see the same machine load. Each side first ran untimed "
         "warm-up passes without an optimiser step"
-        + (" at every batch shape (cuDNN autotuning)." if meta["device"].startswith("cuda")
+        + (" at every batch shape (cuDNN autotuning)." if device.type == "cuda"
            else " on a batch of 2 (allocator and oneDNN set-up)."),
-        f"- Decoding: the reference decodes the JPEG for every patch and every test crop ({args.crops} "
+        f"Decoding: the reference decodes the JPEG for every patch and every test crop ({args.crops} "
         "times per image per epoch or pass), inside its loader time. iqabench decodes each image once "
         "(`decode s`, not in `seconds`); `incl. one-off costs` adds it, and the compile time "
         "(`compile s`, with `--compile-eval`: TorchInductor with frozen weights, compiled once before "
         "the timed passes), to the measured passes once.",
-        f"- Evaluation rate: images over the wall time of whole passes of {args.crops} crops per image. The "
-        "reference runs the original test loop (batch 1, random crops, a forward and `.item()` per "
+        f"Evaluation rate: images over the wall time of whole passes of {args.crops} crops per image. "
+        "The reference runs the original test loop (batch 1, random crops, a forward and `.item()` per "
         "crop, "
         + ("autograd on, exactly as the original `test()`" if args.ref_eval_autograd else
            "under `torch.no_grad`; the original `test()` has no `no_grad` and builds a graph it never "
            "uses, so this reference is if anything faster than the original")
-        + f"); iqabench runs `evaluation.predict` on a deterministic {math.isqrt(args.crops)}x"
-        f"{math.isqrt(args.crops)} grid, {args.eval_batch_size} crops per forward pass.",
-        f"- The reference uses `num_workers={args.ref_workers}` "
+        + f"); iqabench runs `evaluation.predict` on a deterministic {grid}x{grid} grid, "
+        f"{args.eval_batch_size} crops per forward pass.",
+        f"The reference uses `num_workers={args.ref_workers}` "
         + ("(the original's setting)." if args.ref_workers == 0 else "(the original used 0).")
         + " iqabench's TrainBatches cuts crops in 2 background threads; on CUDA train_one_epoch "
         "also prefetches in a thread, so its loader wait is time spent in that thread, overlapped.",
-        "- The reference's Adam updates heads and backbone every epoch (the original's first epoch; "
-        "its later epochs dropped the heads through a spent iterator, issue #32, a negligible saving). "
+        "The reference's Adam updates heads and backbone every epoch (the original's first epoch; "
+        "its later epochs dropped the heads through a spent iterator, a negligible saving). "
         "It normalises in the loader (ToTensor + Normalize with the backbone's mean/std), so the "
         "model's in-graph normalisation is set to identity; iqabench feeds uint8 and normalises in "
         "the model.",
-        "- Weights are random (`pretrained=False`): speed does not depend on them.",
-        "- Machine load matters: with other jobs running, torch's intra-op threads are oversubscribed "
+        "Timing: `iqabench.profiling.timed` around each whole pass (the device synchronised before "
+        "and after); `peak_mem_mb` in speed.csv is CUDA memory above the pass's start, empty on CPU.",
+        "Weights are random (`pretrained=False`): speed does not depend on them.",
+        "Machine load matters: with other jobs running, torch's intra-op threads are oversubscribed "
         "and every small operation waits for a time slice, which hurts the reference's one-crop "
         "forward passes far more than iqabench's batches. The load averages below should be well "
         "under the core count.",
-        "",
-        "## Run",
-        "",
-        f"- command: `{meta['command']}`",
-        f"- commit: {meta['commit']}",
-        f"- date: {meta['date']}",
-        f"- machine: {meta['machine']}",
-        f"- torch threads: {meta['threads']}",
-        f"- load: {meta['load']}",
-        f"- versions: {meta['versions']}",
-        f"- peak RSS of the benchmark process: {meta['peak_rss_mb']:.0f} MB",
-        "",
     ]
-    path.write_text("\n".join(lines))
+
+
+def write_readme(path: Path, rows: list[dict], meta: dict, args) -> Path:
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    ours = frame[frame["side"] == "iqabench"].set_index(["model", "phase"])["ratio"]
+    targets = [f"{m}: training {ours[(m, 'train')]}x ({'met' if ours[(m, 'train')] >= 2 else 'not met'}), "
+               f"evaluation {ours[(m, 'eval')]}x ({'met' if ours[(m, 'eval')] >= 3 else 'not met'})."
+               for m in dict.fromkeys(frame["model"])]
+    # The benchmark itself keeps about `threads` cores busy; load beyond that is other jobs.
+    busiest, cores = max(meta["loads"]), readme.cores()
+    others = busiest - torch.get_num_threads()
+    busy = "" if others <= 0.5 * cores else (
+        f"**The machine was busy (1-minute load average up to {busiest:.1f} on {cores} cores, "
+        f"about {others:.1f} above this benchmark's own threads): other jobs oversubscribe "
+        "torch's threads, which slows the reference's batch-1 passes far more than batched "
+        "ones. Do not trust these ratios; rerun on a quiet machine.**\n\n")
+    intro = (f"Same Hyper-IQA module (same architecture, FLOPs and initial weights) on both sides, "
+             f"{meta['train_images']} {meta['dataset']} images for training ({meta['patches']} patches "
+             f"per epoch per side, batch {args.batch_size}), {meta['eval_images']} for evaluation "
+             f"({args.crops} crops each), {args.crop_size} px crops, device `{meta['device']}`.")
+    return readme.write(
+        path, README, crops=args.crops, intro=intro, summary=summary_table(frame), busy=busy, targets=readme.bullets(targets),
+        details=details_table(frame), accounting=readme.bullets(accounting(args, meta["device"])),
+        run=readme.bullets(meta["run"]))
 
 
 # -------------------------------------------------------------------------- main
@@ -604,7 +507,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="patches per image per epoch and test crops per image (a square)")
     parser.add_argument("--crop-size", type=int, default=224)
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="timm backbones")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device", default="cpu", help="auto, cpu or cuda")
     parser.add_argument("--amp", default="auto", choices=["auto", "none", "bf16", "fp16"],
                         help="iqabench side only (auto: bf16 on CUDA, none on CPU)")
     parser.add_argument("--compile-eval", action="store_true",
@@ -620,7 +523,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--force", action="store_true", help="replace an existing speed.csv")
     args = parser.parse_args(argv)
     if args.root is None and args.dataset == "agiqa3k":
-        args.root = REPO.parent / "shared" / "data" / "agiqa3k"
+        args.root = readme.REPO.parent / "shared" / "data" / "agiqa3k"
     if args.eval_images is None:
         args.eval_images = max(1, args.images // 2)
     for flag, value, low in (("--images", args.images, 1), ("--eval-images", args.eval_images, 1),
@@ -661,51 +564,30 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 def run(args: argparse.Namespace, argv: Sequence[str] | None) -> Path:
     device = resolve_device(args.device)
-    out = args.out or REPO / "results" / "speed" / device.type
+    out = args.out or readme.REPO / "results" / "speed" / device.type
     if (out / "speed.csv").exists() and not args.force:
         raise IqabenchError(f"{out / 'speed.csv'} exists: pass --force to replace it")
     table = load_dataset(args.dataset, args.root)
     train_names, eval_names = choose_images(table, args)
-    loads = [os.getloadavg()]
+    loads = [os.getloadavg()[0]]
     print(f"{args.dataset}: {len(train_names)} training and {len(eval_names)} evaluation images; "
-          f"load average {loads[0][0]:.2f}, torch threads {torch.get_num_threads()}", flush=True)
+          f"load average {loads[0]:.2f}, torch threads {torch.get_num_threads()}", flush=True)
 
     rows, patches = [], 0
     for backbone in args.models:
         cfg, device, phases = bench_model(backbone, table, train_names, eval_names, args)
         rows += rows_for(backbone, cfg, device, phases)
         patches = phases[0].patches
-        loads.append(os.getloadavg())
+        loads.append(os.getloadavg()[0])
 
-    info = machine()
-    gpu = f"; GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
-    commit = git_commit()
-    dirty = uncommitted(SPEED_FILES)
-    if dirty:
-        commit += f" (uncommitted changes in {', '.join(dirty)})"
-    meta = {
-        "command": shlex.join(["python", "benchmarks/train_eval_speed.py",
-                               *(argv if argv is not None else sys.argv[1:])]),
-        "commit": commit,
-        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": f"CPU {info['cpu']}, {info['cores']} cores available{gpu}",
-        "threads": torch.get_num_threads(),
-        "load": "1-min load average " + ", ".join(
-            f"{v[0]:.2f} {'before' if i == 0 else 'after ' + args.models[i - 1]}" for i, v in enumerate(loads)),
-        "versions": f"python {platform.python_version()}, torch {torch.__version__}, "
-                    f"torchvision {torchvision.__version__}, numpy {np.__version__}",
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "dataset": table.name, "device": str(device), "train_images": len(train_names),
-        "eval_images": len(eval_names), "patches": patches, "cores": info["cores"],
-        "loads": [v[0] for v in loads],
-    }
+    load = "1-min load average " + ", ".join(
+        f"{v:.2f} {'before' if i == 0 else 'after ' + args.models[i - 1]}" for i, v in enumerate(loads))
+    meta = {"dataset": table.name, "device": device, "train_images": len(train_names),
+            "eval_images": len(eval_names), "patches": patches, "loads": loads,
+            "run": readme.run_facts(readme.command("train_eval_speed", argv), device, load=load)}
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "speed.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
-        writer.writeheader()
-        writer.writerows(rows)
-    write_readme(out / "README.md", rows, meta, args)
-    print((out / "README.md").read_text(), flush=True)
+    pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(out / "speed.csv", index=False)
+    print(write_readme(out / "README.md", rows, meta, args).read_text(), flush=True)
     return out
 
 
@@ -713,5 +595,4 @@ if __name__ == "__main__":
     try:
         main()
     except IqabenchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(f"error: {err}")

@@ -1,36 +1,32 @@
-"""benchmarks/eval_precision.py on a tiny trained run: fp32 is the reference (zero change),
+"""benchmarks.eval_precision on a tiny trained run: fp32 is the reference (zero change),
 bf16 moves predictions a little but keeps them finite and rank-correlated."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import shutil
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from iqabench.config import resolve_train_config
+from iqabench.data import load_dataset
 from iqabench.errors import IqabenchError
+from iqabench.training import fit
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_precision.py"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def precision():
-    spec = importlib.util.spec_from_file_location("eval_precision", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    with pytest.MonkeyPatch.context() as patch:  # the benchmarks package lives at the repo root
+        patch.syspath_prepend(str(REPO))
+        return importlib.import_module("benchmarks.eval_precision")
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from iqabench.config import resolve_train_config
-    from iqabench.data import load_dataset
-    from iqabench.training import fit
-
     root = tmp_path_factory.mktemp("synthetic")
     load_dataset("synthetic", root)
     out = tmp_path_factory.mktemp("run") / "run"
@@ -61,7 +57,8 @@ def test_precision_table(precision, tiny_run, tmp_path):
     if "bf16+compile" in modes:
         assert table.iloc[2]["compile_s"] > 0
     readme = (out / "README.md").read_text()
-    assert "python benchmarks/eval_precision.py --checkpoint" in readme and "commit:" in readme
+    assert "python -m benchmarks.eval_precision --checkpoint" in readme and "commit:" in readme
+    assert "| bf16 " in readme and "$" not in readme  # the table, every template field filled
     with pytest.raises(IqabenchError, match="--force"):
         precision.main(["--checkpoint", str(run / "best.pt"), "--dataset", "synthetic",
                         "--root", str(root), "--out", str(out)])
