@@ -42,7 +42,7 @@ run multiscale --loss l1 --hyper-input multiscale
 run both --loss l1+rank --alpha "$ALPHA" --hyper-input multiscale
 iqabench compare "$WORK/baseline" "$WORK/rank" "$WORK/multiscale" "$WORK/both" \
   "$WORK/alpha_0.1" "$WORK/alpha_0.5" "$WORK/alpha_1" "$WORK/alpha_2" \
-  --baseline-run "$WORK/baseline" --out "$OUT" --overwrite
+  --baseline-run "$WORK/baseline" --out "$OUT" --force
 python -m benchmarks.eval_precision --checkpoint "$WORK/baseline/round_00/best.pt" --dataset agiqa3k \
   --root "$ROOT" --n-crops "$PRECISION_CROPS" --out "$OUT/precision" --force
 {

@@ -38,7 +38,7 @@ from iqabench.render import diagram, markdown, plots, tables
 
 log = logging.getLogger(__name__)
 
-#: Lists what the last ``compare`` wrote to its folder, so an ``--overwrite`` can remove
+#: Lists what the last ``compare`` wrote to its folder, so a ``--force`` rerun can remove
 #: the files of runs no longer compared (and nothing it did not write itself).
 MANIFEST = ".iqabench-compare-files"
 
@@ -61,7 +61,7 @@ def compare(runs: list[Path], *, profiles: list[Path] | None = None,
         raise IqabenchError(f"unknown metric {bad[0]!r}; choose from {', '.join(REPORTED_METRICS)}")
     if n_boot < 100:
         raise IqabenchError(
-            f"--bootstrap {n_boot} is too few resamples for a 95% interval (>= 100)")
+            f"--n-boot {n_boot} is too few resamples for a 95% interval (>= 100)")
     if baseline_file is not None and not Path(baseline_file).is_file():
         raise IqabenchError(f"baseline file {baseline_file} not found")
     if out is not None:
@@ -70,7 +70,7 @@ def compare(runs: list[Path], *, profiles: list[Path] | None = None,
             raise IqabenchError(f"--out {out} exists and is not a folder")
         if out.is_dir() and any(out.iterdir()) and not overwrite:
             raise IqabenchError(
-                f"--out {out} is not empty; choose a new folder or pass --overwrite")
+                f"--out {out} is not empty; choose a new folder or pass --force")
     comparison = analyse(runs, baseline_run=baseline_run, profiles=profiles, metrics=metrics,
                          n_boot=n_boot, seed=seed, command=command)
     if baseline_file is not None:  # before writing: the file may live in ``out``

@@ -280,11 +280,14 @@ def resolve_train_config(file: str | Path | None = None,
         raise ConfigError(f"unknown recipe {recipe!r}: choose from {', '.join(RECIPES)}")
     source = " and ".join([f"{file}"] * bool(file) + ["flags"] * bool(overrides)) or "defaults"
     merged = _merge(_merge(RECIPES[recipe], from_file), overrides)
-    if "dataset" not in merged:
-        raise ConfigError("no dataset: pass --dataset ID (e.g. agiqa3k, koniq10k, synthetic) "
-                          "or set dataset in the config file")
     merged["recipe"] = recipe
-    return TrainConfig.from_dict(merged, source=source)
+    try:
+        return TrainConfig.from_dict(merged, source=source)
+    except ConfigError as err:
+        if "dataset" in merged:
+            raise
+        raise ConfigError(f"{err}; pass --dataset ID (e.g. agiqa3k, koniq10k, synthetic) or "
+                          "set dataset in the config file") from None
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -359,9 +359,10 @@ def _check_args(backbones: Sequence[str], hyper_inputs: Sequence[str], dtype: st
             raise IqabenchError(f"--hyper-input {hyper_input!r}: use one of "
                                 f"{', '.join(HYPER_INPUTS)}")
     if dtype not in DTYPES:
-        raise IqabenchError(f"--dtype {dtype!r}: use one of {', '.join(DTYPES)}")
-    for flag, value, low in (("--batch-size", batch_size, 1), ("--input-size", input_size, 32),
-                             ("--n-crops", n_crops, 1), ("--repeats", repeats, 0),
+        raise IqabenchError(f"dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+    for flag, value, low in (("--eval-batch-size", batch_size, 1),
+                             ("--input-size", input_size, 32),
+                             ("--eval-crops", n_crops, 1), ("--repeats", repeats, 0),
                              ("--warmup", warmup, 0)):
         if value is not None and value < low:
             raise IqabenchError(f"{flag} {value}: must be at least {low}")
@@ -388,7 +389,7 @@ def profile_models(backbones: Sequence[str], hyper_inputs: Sequence[str] = ("las
         raise IqabenchError(f"--threads {threads}: must be at least 1")
     dev = resolve_device(device)
     if dev.type == "cuda" and dtype == "bf16" and not torch.cuda.is_bf16_supported():
-        raise IqabenchError(f"--dtype bf16: {torch.cuda.get_device_name(dev)} has no bf16 support")
+        raise IqabenchError(f"--amp bf16: {torch.cuda.get_device_name(dev)} has no bf16 support")
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -438,8 +439,8 @@ def _profile_one(backbone: str, hyper_input: str, dev: torch.device, dtype: str,
             if dtype == "fp32":
                 raise
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise IqabenchError(f"--dtype {dtype} on {dev.type} fails for {backbone}: {first}; "
-                                "use --dtype fp32") from err
+            raise IqabenchError(f"--amp {dtype} on {dev.type} fails for {backbone}: {first}; "
+                                "use --amp none") from err
         peak = memory.peak_mb()
         if not memory.exact:
             notes.append("peak_mem_mb is the process's lifetime peak RSS growth (upper bound)")

@@ -130,8 +130,8 @@ def test_cuda_unavailable_is_a_one_line_user_error(monkeypatch):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(backbones=["resnet5O"]), "unknown timm backbone"),
     (dict(backbones=["test_resnet"], hyper_inputs=("first",)), "--hyper-input"),
-    (dict(backbones=["test_resnet"], batch_size=0), "--batch-size 0"),
-    (dict(backbones=["test_resnet"], dtype="fp8"), "--dtype"),
+    (dict(backbones=["test_resnet"], batch_size=0), "--eval-batch-size 0"),
+    (dict(backbones=["test_resnet"], dtype="fp8"), "dtype 'fp8'"),
     (dict(backbones=["test_resnet"], device="tpu"), "--device"),
     (dict(backbones=[]), "no backbone"),
     (dict(backbones=["test_resnet"], threads=0), "--threads 0"),

@@ -17,8 +17,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = REPO / "results" / "ci_baseline" / "metrics.csv"
 SMOKE = ["--dataset", "synthetic", "--backbone", "test_resnet", "--no-pretrained",
-         "--crop-size", "64", "--epochs", "3", "--crops-per-image", "2", "--lr", "2e-3",
-         "--head-lr-ratio", "1", "--eval-crops", "4", "--val-crops", "1", "--bootstrap", "0",
+         "--input-size", "64", "--epochs", "3", "--crops-per-image", "2", "--lr", "2e-3",
+         "--head-lr-ratio", "1", "--eval-crops", "4", "--val-crops", "1", "--n-boot", "0",
          "--quiet"]
 VARIANTS = {"A": ["--loss", "l1"], "B": ["--loss", "l1+rank", "--alpha", "0.5"]}
 

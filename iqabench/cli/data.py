@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from iqabench.data import DATASETS, load_dataset
-from iqabench.data.check import format_report, scan_dataset
+from iqabench.cli import options
+from iqabench.data import DATASETS
 
 app = typer.Typer(help="Read datasets as their authors distribute them, and check them.", no_args_is_help=True)
 
@@ -17,22 +17,17 @@ RootArg = Annotated[
     Optional[Path],
     typer.Argument(help="The dataset folder as distributed (the CSV file for 'csv'; optional for 'synthetic')."),
 ]
-MosRangeOpt = Annotated[
-    Optional[tuple[float, float]],
-    typer.Option(help="MOS scale LO HI of a 'csv' dataset (default: the data's min and max).", show_default=False),
-]
 
 
 @app.command("check")
-def check(
-    dataset: DatasetArg,
-    root: RootArg = None,
-    mos_range: MosRangeOpt = None,
-    workers: Annotated[int, typer.Option(help="Threads decoding images (0: up to 8).")] = 0,
-) -> None:
+@options.takes("mos_range", "workers")
+def check(dataset: DatasetArg, root: RootArg = None, **values) -> None:
     """Decode every image and check every score; list each problem and exit 1 if any."""
-    table = load_dataset(dataset, root, mos_range=mos_range)
-    report = scan_dataset(table, workers=workers or None)
+    from iqabench.data import load_dataset
+    from iqabench.data.check import format_report, scan_dataset
+
+    table = load_dataset(dataset, root, mos_range=values["mos_range"])
+    report = scan_dataset(table, workers=values["workers"] or None)
     typer.echo(format_report(report))
     if report.problems:
         raise typer.Exit(code=1)

@@ -41,7 +41,7 @@ def _main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
 def test_compare_writes_markdown_csv_and_plots(two_runs, tmp_path):
     out = tmp_path / "cmp"
     result = CliRunner().invoke(app, ["compare", *map(str, two_runs), "--out", str(out),
-                                      "--bootstrap", "200", "--pca-limit", "0"])
+                                      "--n-boot", "200", "--pca-limit", "0"])
     assert result.exit_code == 0, result.output
     written = {p.name for p in out.iterdir()}
     assert {"backbones.md", "backbones.csv", "ablation.md", "alpha_sweep.md", "paired.md",
@@ -56,13 +56,13 @@ def test_gate_passes_on_equal_and_fails_naming_metric_on_higher_baseline(two_run
                                                                          monkeypatch, capsys):
     runs = list(map(str, two_runs))
     code, _, err = _main(monkeypatch, capsys, *runs, "--out", str(tmp_path / "first"),
-                         "--bootstrap", "200", "--no-plots")
+                         "--n-boot", "200", "--no-plots")
     assert code == 0, err
     report = (tmp_path / "first" / "report.md").read_text()
     assert f"- command: `iqabench compare {runs[0]}" in report
     baseline = tmp_path / "first" / "metrics.csv"
     code, out, err = _main(monkeypatch, capsys, *runs, "--baseline", str(baseline),
-                           "--max-drop", "0.01", "--bootstrap", "200")
+                           "--max-drop", "0.01", "--n-boot", "200")
     assert code == 0, err
     assert "regression gate passed" in out
 
@@ -70,7 +70,7 @@ def test_gate_passes_on_equal_and_fails_naming_metric_on_higher_baseline(two_run
     higher[["srcc", "plcc"]] += 0.05
     higher.to_csv(tmp_path / "higher.csv", index=False)
     code, _, err = _main(monkeypatch, capsys, *runs, "--baseline", str(tmp_path / "higher.csv"),
-                         "--max-drop", "0.01", "--bootstrap", "200")
+                         "--max-drop", "0.01", "--n-boot", "200")
     assert code == 1
     assert err.startswith("error: regression gate failed:") and err.count("\n") == 1
     assert "srcc of test_resnet/last/l1 on synthetic" in err
@@ -79,14 +79,14 @@ def test_gate_passes_on_equal_and_fails_naming_metric_on_higher_baseline(two_run
 
 def test_gate_only_checks_the_metrics_asked_for(two_runs, tmp_path, monkeypatch, capsys):
     runs = list(map(str, two_runs))
-    _main(monkeypatch, capsys, *runs, "--out", str(tmp_path / "first"), "--bootstrap", "200",
+    _main(monkeypatch, capsys, *runs, "--out", str(tmp_path / "first"), "--n-boot", "200",
           "--no-plots")
     worse = pd.read_csv(tmp_path / "first" / "metrics.csv")
     worse["plcc"] += 0.05
     worse.to_csv(tmp_path / "plcc_higher.csv", index=False)
     plcc_higher = str(tmp_path / "plcc_higher.csv")
     code, _, err = _main(monkeypatch, capsys, *runs, "--baseline", plcc_higher,
-                         "--metric", "srcc", "--bootstrap", "200")
+                         "--metric", "srcc", "--n-boot", "200")
     assert code == 0, err
 
 
@@ -102,7 +102,7 @@ def test_out_folder_is_not_overwritten_silently(two_runs, tmp_path, monkeypatch,
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "report.md").write_text("earlier")
     code, _, err = _main(monkeypatch, capsys, str(two_runs[0]), "--out", str(tmp_path / "used"))
-    assert code == 1 and "--overwrite" in err
+    assert code == 1 and "--force" in err
     assert (tmp_path / "used" / "report.md").read_text() == "earlier"
 
 
@@ -114,8 +114,8 @@ def test_two_real_training_runs_compare_end_to_end(tmp_path, monkeypatch, capsys
     if "not built yet" in (train_cli.train.__doc__ or "").lower():
         pytest.skip("iqabench train is not built yet (issue 4)")
     common = ["--dataset", "synthetic", "--backbone", "test_resnet", "--no-pretrained",
-              "--epochs", "1", "--limit", "48", "--crop-size", "32", "--eval-crops", "4",
-              "--val-crops", "1", "--bootstrap", "0", "--quiet"]
+              "--epochs", "1", "--limit", "48", "--input-size", "32", "--eval-crops", "4",
+              "--val-crops", "1", "--n-boot", "0", "--quiet"]
     for name, loss in (("A", "l1"), ("B", "l1+rank")):
         monkeypatch.setattr(sys, "argv", ["iqabench", "train", *common, "--loss", loss,
                                           "--out", str(tmp_path / name)])
@@ -124,7 +124,7 @@ def test_two_real_training_runs_compare_end_to_end(tmp_path, monkeypatch, capsys
         except SystemExit as exit_:
             assert not exit_.code, capsys.readouterr().err
     code, out, err = _main(monkeypatch, capsys, str(tmp_path / "A"), str(tmp_path / "B"),
-                           "--out", str(tmp_path / "cmp"), "--bootstrap", "200", "--pca-limit", "8")
+                           "--out", str(tmp_path / "cmp"), "--n-boot", "200", "--pca-limit", "8")
     assert code == 0, err
     written = {p.name for p in (tmp_path / "cmp").iterdir()}
     assert {"val_curves_synthetic.png", "dataflow_test-resnet.png",

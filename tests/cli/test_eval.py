@@ -34,9 +34,9 @@ def run(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_eval_reproduces_the_training_test_numbers(run, tmp_path):
     root, out = run
-    result = runner.invoke(app, ["eval", "--checkpoint", str(out / "best.pt"), "--dataset",
-                                 "synthetic", "--root", str(root), "--split", str(out),
-                                 "--bootstrap", "50", "--logistic", "4",
+    # the README's command: dataset, folder and crops come from the run
+    result = runner.invoke(app, ["eval", "--checkpoint", str(out / "best.pt"), "--split",
+                                 str(out), "--n-boot", "50", "--logistic", "4",
                                  "--out", str(tmp_path / "eval")])
     assert result.exit_code == 0, result.output
     trained = pd.read_csv(out / "test_metrics.csv").iloc[0]
@@ -61,7 +61,7 @@ def test_eval_compile_gives_the_training_test_numbers(run, tmp_path):
     root, out = run
     result = runner.invoke(app, ["eval", "--checkpoint", str(out / "best.pt"), "--dataset",
                                  "synthetic", "--root", str(root), "--split", str(out),
-                                 "--bootstrap", "0", "--compile", "--out", str(tmp_path / "eval")])
+                                 "--n-boot", "0", "--compile", "--out", str(tmp_path / "eval")])
     assert result.exit_code == 0, result.output
     preds = pd.read_csv(tmp_path / "eval" / "predictions.csv")
     train_preds = pd.read_csv(out / "predictions.csv")
@@ -73,12 +73,25 @@ def test_eval_whole_dataset_and_other_crops(run, tmp_path):
     root, out = run
     result = runner.invoke(app, ["eval", "--checkpoint", str(out / "best.pt"), "--dataset",
                                  "synthetic", "--root", str(root), "--limit", "12",
-                                 "--crop-mode", "center", "--bootstrap", "0",
+                                 "--eval-crop-mode", "center", "--n-boot", "0",
                                  "--out", str(tmp_path / "eval")])
     assert result.exit_code == 0, result.output
     preds = pd.read_csv(tmp_path / "eval" / "predictions.csv")
     assert len(preds) == 12 and set(preds["subset"]) == {"all"}
     assert preds["pred"].between(-50, 150).all()  # MOS units of the 0-100 synthetic scale
+    assert "warning:" in result.output and "ALL" in result.output  # training images too
+    # --limit is a subset drawn with --seed (as in training), not the first N
+    again = runner.invoke(app, ["eval", "--checkpoint", str(out / "best.pt"), "--dataset",
+                                "synthetic", "--root", str(root), "--limit", "12", "--seed", "1",
+                                "--eval-crop-mode", "center", "--n-boot", "0",
+                                "--out", str(tmp_path / "eval1")])
+    assert again.exit_code == 0, again.output
+    other = pd.read_csv(tmp_path / "eval1" / "predictions.csv")
+    assert len(other) == 12 and list(other["name"]) != list(preds["name"])
+    from iqabench.data import load_dataset
+
+    everything = sorted(load_dataset("synthetic", root).frame["name"].astype(str))
+    assert list(preds["name"]) != everything[:12]
 
 
 def test_eval_errors(run, tmp_path):

@@ -26,14 +26,14 @@ def _one_thread(one_thread):
 
 def test_profile_writes_csv_and_markdown(tmp_path):
     out = tmp_path / "prof"
-    result = runner.invoke(app, [*SMALL, "--batch-size", "2", "--out", str(out)])
+    result = runner.invoke(app, [*SMALL, "--eval-batch-size", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(out / "profile.csv")
     assert list(frame["backbone"]) == ["test_resnet", "test_convnext"]
     assert (frame["batch_size"] == 2).all() and (frame["ms_per_patch"] > 0).all()
     text = (out / "profile.md").read_text()
     assert "iqabench profile --backbone test_resnet --backbone test_convnext" in text
-    assert "--batch-size 2" in text and "| test_convnext" in text
+    assert "--eval-batch-size 2" in text and "| test_convnext" in text
     assert "test_resnet" in result.output and "uncounted by fvcore" in result.output
 
 
@@ -50,8 +50,8 @@ def test_profile_refuses_to_overwrite_without_force(tmp_path):
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
 
 
-def test_profile_rejects_an_unknown_dtype():
-    result = runner.invoke(app, ["profile", "--backbone", "test_resnet", "--dtype", "fp8"])
+def test_profile_rejects_an_unknown_amp():
+    result = runner.invoke(app, ["profile", "--backbone", "test_resnet", "--amp", "fp8"])
     assert result.exit_code == 2  # a usage error listing the choices
 
 

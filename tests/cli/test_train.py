@@ -43,6 +43,8 @@ def test_flags_map_onto_the_config(calls, tmp_path):
         "--margin", "0.2", "--optimizer", "adamw", "--lr", "3e-5", "--head-lr-ratio", "5",
         "--schedule", "step", "--epochs", "2", "--rounds", "3", "--split-kind", "random",
         "--amp", "bf16", "--no-channels-last", "--limit", "100", "--skip-bad",
+        "--input-size", "96", "--eval-crops", "16", "--eval-crop-mode", "grid",
+        "--eval-batch-size", "8", "--n-boot", "20", "--no-flip", "--gamma", "0.5",
         "--out", str(tmp_path / "run"), "--quiet", "--force"])
     assert result.exit_code == 0, result.output
     call = calls[0]
@@ -53,9 +55,35 @@ def test_flags_map_onto_the_config(calls, tmp_path):
     assert (cfg.loss, cfg.alpha, cfg.margin, cfg.optimizer, cfg.lr) == ("l1+rank", 0.5, 0.2, "adamw", 3e-5)
     assert (cfg.head_lr_ratio, cfg.schedule, cfg.epochs, cfg.rounds) == (5, "step", 2, 3)
     assert (cfg.amp, cfg.channels_last, cfg.limit, cfg.skip_bad) == ("bf16", False, 100, True)
-    assert cfg.weights == "/w/lite0.pth"
+    assert cfg.weights == "/w/lite0.pth" and cfg.model.input_size == 96
+    assert (cfg.eval_crops, cfg.eval_crop_mode, cfg.eval_batch_size, cfg.n_boot) == (16, "grid",
+                                                                                    8, 20)
+    assert (cfg.flip, cfg.gamma) == (False, 0.5)
     assert call["force"] and not call["resume"] and call["progress"] is False
     assert "0.9000" in result.output  # the test SRCC is printed
+
+
+def test_left_out_flags_keep_the_file_values_not_the_defaults(calls, tmp_path):
+    path = tmp_path / "base.yaml"
+    path.write_text("dataset: livec\nn_boot: 10\nchannels_last: false\ncompile: true\n"
+                    "model:\n  input_size: 96\n")
+    result = runner.invoke(app, ["train", "--config", str(path), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    cfg = calls[0]["cfg"]
+    assert (cfg.n_boot, cfg.channels_last, cfg.compile, cfg.model.input_size) == (10, False,
+                                                                                 True, 96)
+    result = runner.invoke(app, ["train", "--config", str(path), "--channels-last",
+                                 "--input-size", "224", "--n-boot", "1000",
+                                 "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output  # typed defaults do override the file
+    cfg = calls[1]["cfg"]
+    assert (cfg.n_boot, cfg.channels_last, cfg.model.input_size) == (1000, True, 224)
+
+
+def test_dataset_is_required(calls, tmp_path):
+    result = runner.invoke(app, ["train", "--out", str(tmp_path / "run")])
+    assert isinstance(result.exception, IqabenchError) and "--dataset" in str(result.exception)
+    assert not calls
 
 
 def test_flags_override_the_config_file(calls, tmp_path):
@@ -69,7 +97,7 @@ def test_flags_override_the_config_file(calls, tmp_path):
 
 
 def test_recipe_original(calls, tmp_path):
-    result = runner.invoke(app, ["train", "--recipe", "original", "--epochs", "2",
+    result = runner.invoke(app, ["train", "--dataset", "livec", "--recipe", "original", "--epochs", "2",
                                  "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     cfg = calls[0]["cfg"]

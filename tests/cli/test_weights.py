@@ -10,8 +10,8 @@ import timm
 import torch
 from typer.testing import CliRunner
 
-from iqabench.cli import weights as weights_cli
 from iqabench.cli.app import app, main
+from iqabench.models import weights as weights_api
 from iqabench.errors import IqabenchError
 
 runner = CliRunner()
@@ -24,7 +24,7 @@ def test_convert_lite_calls_the_api(monkeypatch, tmp_path):
         calls.append((variant, out_file, force))
         return out_file
 
-    monkeypatch.setattr(weights_cli.weights_api, "convert_lite", fake)
+    monkeypatch.setattr(weights_api, "convert_lite", fake)
     result = runner.invoke(app, ["weights", "convert-lite", "1", str(tmp_path / "l1.pth"),
                                  "--force"])
     assert result.exit_code == 0, result.output
