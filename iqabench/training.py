@@ -378,7 +378,7 @@ def run_epoch(cfg: TrainConfig, epoch: int, parts: TrainParts, train_model: nn.M
     row = {"epoch": epoch + 1, "train_loss": stats["loss"],
            **{f"val_{k}": val.get(k, float("nan")) for k in ("srcc", "plcc", "krcc", "rmse")},
            "lr": lrs[0], "head_lr": lrs[1], "seconds": time.perf_counter() - started,
-           "patches_per_s": stats["patches_per_s"]}
+           "patches_per_s": stats["patches_per_s"], "train_crops": stats["patches"]}
     row.update({f"train_{k}": v for k, v in stats.items() if k in ("l1", "rank")})
     return row
 
@@ -483,8 +483,8 @@ def train_one_epoch(model: nn.Module, criterion: IQALoss, optimizer: torch.optim
                     ctx: DistContext = DistContext(),
                     on_step: Callable[[float, int], None] | None = None,
                     last_good: str = "") -> dict[str, float]:
-    """One pass over ``batches``; returns mean ``loss`` (and its parts), ``patches``,
-    ``patches_per_s``. A non-finite loss stops training with a one-line error."""
+    """One pass over ``batches``; returns mean ``loss`` (and its parts), ``patches``
+    (crops trained, all ranks together) and ``patches_per_s``. A non-finite loss stops training with a one-line error."""
     model.train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     sums: dict[str, float] = {}
@@ -497,11 +497,13 @@ def train_one_epoch(model: nn.Module, criterion: IQALoss, optimizer: torch.optim
         with autocast(device, amp_dtype):
             pred = model(crops)
         loss, parts = criterion(pred.float(), labels)
-        values = torch.stack([loss.detach(), *(p.detach() for p in parts.values())])
+        count = torch.tensor(float(crops.shape[0]), device=loss.device)
+        values = torch.stack([loss.detach(), *(p.detach() for p in parts.values()), count])
         if ctx.active:  # every rank sees the same mean (and the same stop decision)
             dist.all_reduce(values)
             values /= ctx.world_size
-        values = values.tolist()
+        *values, count = values.tolist()
+        count = round(count * ctx.world_size)  # crops of this step, all ranks together
         if not math.isfinite(values[0]):
             raise IqabenchError(
                 f"training loss is {values[0]} at epoch {epoch + 1}, step {step + 1}: stopped. "
@@ -519,9 +521,9 @@ def train_one_epoch(model: nn.Module, criterion: IQALoss, optimizer: torch.optim
         for key, value in zip(["loss", *parts], values):
             sums[key] = sums.get(key, 0.0) + value
         steps += 1
-        patches += crops.shape[0] * ctx.world_size
+        patches += count
         if on_step is not None:
-            on_step(values[0], crops.shape[0] * ctx.world_size)
+            on_step(values[0], count)
     seconds = time.perf_counter() - started
     out = {k: v / max(steps, 1) for k, v in sums.items()}
     out.update(patches=patches, patches_per_s=patches / max(seconds, 1e-9))

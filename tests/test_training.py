@@ -19,8 +19,30 @@ import yaml
 
 from iqabench.config import TrainConfig, resolve_train_config
 from iqabench.errors import IqabenchError
+from collections import Counter
+
+from iqabench import runfolder
+from iqabench.checkpoint import Progress, read_checkpoint, training_state
+from iqabench.data import load_dataset
+from iqabench.evaluation import ScoreSettings
 from iqabench.runfolder import summarize
-from iqabench.training import fit, lr_factors
+from iqabench.runtime import DistContext, seed_everything
+from iqabench.training import (
+    build,
+    fit,
+    lr_factors,
+    prefetch,
+    prepare_data,
+    restore,
+    run_epoch,
+    save_epoch,
+    score_settings,
+    score_test_sets,
+    track_best,
+    train_batches,
+    wrap_for_training,
+    write_run_files,
+)
 
 TINY = {"dataset": "synthetic", "limit": 40, "epochs": 2, "crops_per_image": 1,
         "batch_size": 12, "eval_crops": 1, "val_crops": 1, "eval_batch_size": 16,
@@ -35,8 +57,6 @@ TINY_FLAGS = ["--dataset", "synthetic", "--limit", "40", "--crops-per-image", "1
 
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory) -> Path:
-    from iqabench.data import load_dataset
-
     root = tmp_path_factory.mktemp("synthetic")
     load_dataset("synthetic", root)  # generate once for this module
     return root
@@ -220,6 +240,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(synthetic_root, tmp_path
     np.testing.assert_allclose(log_b["val_srcc"], log_a["val_srcc"], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_on_cpu(synthetic_root, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -232,7 +253,9 @@ def test_ddp_two_processes_on_cpu(synthetic_root, tmp_path):
     log = pd.read_csv(out / "log.csv")
     assert list(log["epoch"]) == [1] and math.isfinite(log["train_loss"].item())
     train = (pd.read_csv(out / "split.csv")["subset"] == "train").sum()
-    # both processes trained: the epoch covered every training crop once (padded to 2 ranks)
+    # the two ranks together trained on every training crop once (an odd count is padded
+    # by one crop so both ranks take equally many; which crops: test_rank_strides_...)
+    assert log["train_crops"].item() == train + train % 2
     assert log["patches_per_s"].item() > 0
     assert int(torch.load(out / "last.pt", weights_only=True)["epoch"]) == 1
     assert pd.read_csv(out / "test_metrics.csv")["n"].item() > 1
@@ -240,8 +263,6 @@ def test_ddp_two_processes_on_cpu(synthetic_root, tmp_path):
 
 
 def test_prefetch_keeps_order_and_raises():
-    from iqabench.training import prefetch
-
     data = [(torch.full((2,), i), torch.tensor([i])) for i in range(7)]
     assert [int(c[0]) for c, _ in prefetch(data, depth=2)] == list(range(7))
 
@@ -272,3 +293,163 @@ def test_recipe_original_trains_on_raw_labels(synthetic_root, tmp_path):
     assert "raw MOS labels" in (out / "train.log").read_text()
     preds = pd.read_csv(out / "predictions.csv")
     assert np.isfinite(preds["pred"]).all()
+
+
+# ------------------------------------------------------------------ the phases
+
+
+@pytest.fixture(scope="module")
+def phase(synthetic_root, tmp_path_factory):
+    """A tiny round prepared and built once: (cfg, data, parts)."""
+    cfg = tiny(synthetic_root, tmp_path_factory.mktemp("phase") / "run", epochs=2)
+    seed_everything(cfg.seed)
+    data = prepare_data(cfg, 0)
+    return cfg, data, build(cfg, data, torch.device("cpu"))
+
+
+def test_prepare_data_splits_labels_and_caches(phase):
+    cfg, data, _ = phase
+    split = data.split
+    names = set(data.table.frame["name"].astype(str))
+    assert len(names) == 40  # limit
+    parts = [set(split.train), set(split.val), set(split.test)]
+    assert set().union(*parts) == names and sum(map(len, parts)) == 40  # disjoint, complete
+    lo, hi = data.table.mos_range
+    assert data.labels.loc[list(split.train)].to_numpy() == pytest.approx(
+        (data.mos.loc[list(split.train)].to_numpy() - lo) / (hi - lo))
+    assert all(name in data.cache for name in names)
+    assert len(data.batches) == -(-len(split.train) // cfg.batch_size)
+
+
+def test_prepare_data_reuses_the_split_of_the_run_it_resumes(phase, tmp_path):
+    cfg, data, _ = phase
+    write_run_files(cfg, tmp_path, data)
+    assert runfolder.read_config(tmp_path) == cfg
+    other_seed = cfg.replace(test_fraction=0.4)  # would draw another split
+    assert prepare_data(other_seed, 0).split.test != data.split.test
+    again = prepare_data(other_seed, 0, split_from=tmp_path)
+    assert (again.split.train, again.split.val, again.split.test) == (
+        data.split.train, data.split.val, data.split.test)
+
+
+def test_build_makes_two_lr_groups_and_a_schedule_over_the_epoch(phase):
+    cfg, data, parts = phase
+    assert [g["name"] for g in parts.optimizer.param_groups] == ["backbone", "heads"]
+    assert [g["lr"] for g in parts.optimizer.param_groups] == pytest.approx(
+        [cfg.lr, cfg.lr * cfg.head_lr_ratio])
+    assert parts.scaler is None and parts.criterion.kind == cfg.loss
+    assert next(parts.model.parameters()).device.type == "cpu"
+
+
+def test_run_epoch_trains_validates_and_restore_continues_from_it(phase, tmp_path):
+    cfg, data, _ = phase
+    cpu = torch.device("cpu")
+    seed_everything(1)
+    parts = build(cfg, data, cpu)
+    before = {k: v.clone() for k, v in parts.model.state_dict().items()}
+    settings = score_settings(cfg, cpu, None, data.table.mos_range)
+    row = run_epoch(cfg, 0, parts, wrap_for_training(cfg, parts.model, cpu), data, cpu, None,
+                    settings)
+    assert set(runfolder.LOG_COLUMNS) <= set(row) and row["epoch"] == 1
+    assert math.isfinite(row["train_loss"]) and -1 <= row["val_srcc"] <= 1
+    assert row["train_crops"] == len(data.split.train) * cfg.crops_per_image
+    assert parts.model.training  # validation hands the model back in training mode
+    assert any(not torch.equal(before[k], v) for k, v in parts.model.state_dict().items())
+    state, improved = track_best(Progress(), row)
+    save_epoch(tmp_path, training_state(cfg, parts.model, parts.optimizer, parts.scheduler,
+                                        None, epoch=1, best_val=state.best_val,
+                                        best_epoch=state.best_epoch,
+                                        label_range=data.table.mos_range, round_=0),
+               row, improved)
+    fresh = build(cfg, data, cpu)
+    progress = restore(cfg, fresh, tmp_path / runfolder.LAST)
+    assert (progress.epoch, progress.best_epoch) == (1, 1)
+    assert progress.best_val == pytest.approx(row["val_srcc"])
+    for key, value in parts.model.state_dict().items():
+        assert torch.equal(fresh.model.state_dict()[key], value), key
+    assert fresh.scheduler.last_epoch == parts.scheduler.last_epoch == len(data.batches)
+    with pytest.raises(IqabenchError, match="lr: run"):
+        restore(cfg.replace(lr=1.0), build(cfg, data, cpu), tmp_path / runfolder.LAST)
+
+
+def test_track_best_keeps_the_highest_finite_validation_srcc():
+    state = Progress()
+    seen = []
+    for epoch, val in enumerate([float("nan"), 0.5, 0.7, 0.6, float("nan"), 0.71], 1):
+        state, improved = track_best(state, {"epoch": epoch, "val_srcc": val})
+        seen.append(improved)
+        assert state.epoch == epoch
+    # the first epoch is best until a defined SRCC beats it; NaN never wins afterwards
+    assert seen == [True, True, True, False, False, True]
+    assert (state.best_epoch, state.best_val) == (6, 0.71)
+    # without a validation set the latest epoch is the best
+    state, improved = track_best(Progress(1, 0.9, 1), {"epoch": 2, "val_srcc": float("nan")},
+                                 has_val=False)
+    assert improved and state.best_epoch == 2
+
+
+def test_save_epoch_writes_best_only_when_improved(tmp_path):
+    save_epoch(tmp_path, {"model": {}, "model_config": {}, "epoch": 1}, {"epoch": 1}, True)
+    save_epoch(tmp_path, {"model": {}, "model_config": {}, "epoch": 2}, {"epoch": 2}, False)
+    assert read_checkpoint(tmp_path / runfolder.BEST)["epoch"] == 1
+    assert read_checkpoint(tmp_path / runfolder.LAST)["epoch"] == 2
+    assert runfolder.read_log(tmp_path)["epoch"].tolist() == [1, 2]  # every epoch logged
+
+
+def test_score_test_sets_scores_the_test_split_and_whole_other_sets(phase, synthetic_root):
+    cfg, data, parts = phase
+    cfg = cfg.replace(tests=[{"dataset": "synthetic", "root": str(synthetic_root)}])
+    settings = score_settings(cfg, torch.device("cpu"), None, data.table.mos_range)
+    predictions, metrics = score_test_sets(cfg, parts.model, data, settings, 3, best_epoch=2)
+    assert metrics["dataset"].tolist() == ["synthetic", "synthetic"]
+    assert metrics["n"].tolist() == [len(data.split.test), 40]
+    assert metrics["round"].tolist() == [3, 3] and metrics["best_epoch"].tolist() == [2, 2]
+    assert list(metrics.columns[:3]) == ["dataset", "round", "n"]
+    test = predictions[predictions["subset"] == "test"]
+    assert set(test["name"]) == set(data.split.test)
+    assert (predictions["subset"] == "all").sum() == 40
+
+
+def _crops(batches, epoch: int) -> Counter:
+    batches.set_epoch(epoch)
+    return Counter((crop.numpy().tobytes(), float(label))
+                   for crops, labels in batches for crop, label in zip(crops, labels))
+
+
+@pytest.mark.parametrize("n_images", [12, 15])  # no final batch of one crop (dropped)
+def test_rank_strides_together_cover_every_training_crop_once(phase, n_images):
+    """What each DDP rank trains on: the two ranks' crops of an epoch, together, are the
+    crops of the same epoch in one process, each exactly once; an odd count adds one
+    wrapped-around crop so that both ranks take equally many."""
+    cfg, data, _ = phase
+    cfg = cfg.replace(crops_per_image=1, batch_size=4)
+    names = list(data.split.train)[:n_images]
+    whole = _crops(train_batches(cfg, data.cache, names, data.labels, 7), epoch=3)
+    assert sum(whole.values()) == n_images and max(whole.values()) == 1
+    ranks = [_crops(train_batches(cfg, data.cache, names, data.labels, 7, DistContext(r, 2)), 3)
+             for r in (0, 1)]
+    together = ranks[0] + ranks[1]
+    assert sum(ranks[0].values()) == sum(ranks[1].values()) == -(-n_images // 2)
+    assert together - whole == Counter() or sum((together - whole).values()) == n_images % 2
+    assert whole - together == Counter()  # no crop is left out
+    if n_images % 2 == 0:
+        assert together == whole  # exactly once each
+    assert not (set(ranks[0]) & set(ranks[1])) or n_images % 2 == 1
+
+
+def test_a_failed_start_leaves_nothing_and_the_same_call_then_works(synthetic_root, tmp_path):
+    out = tmp_path / "run"
+    bad = tiny(synthetic_root, out, epochs=1, model={"backbone": "no_such_net", "input_size": 32})
+    with pytest.raises(IqabenchError, match="no_such_net"):
+        fit(bad, progress=False)
+    assert not out.exists()
+    out.mkdir()  # a folder that was there (empty) stays, and stays empty
+    with pytest.raises(IqabenchError, match="no_such_net"):
+        fit(bad, progress=False)
+    assert out.is_dir() and not any(out.iterdir())
+    multi = tmp_path / "multi"
+    with pytest.raises(IqabenchError, match="no_such_net"):
+        fit(bad.replace(out=str(multi), rounds=2), progress=False)
+    assert not multi.exists()
+    fit(tiny(synthetic_root, out, epochs=1), progress=False)  # the same call, no --force
+    assert (out / runfolder.TEST_METRICS).is_file()
