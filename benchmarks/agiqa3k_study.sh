@@ -44,7 +44,7 @@ iqabench compare "$WORK/baseline" "$WORK/rank" "$WORK/multiscale" "$WORK/both" \
   "$WORK/alpha_0.1" "$WORK/alpha_0.5" "$WORK/alpha_1" "$WORK/alpha_2" \
   --baseline-run "$WORK/baseline" --out "$OUT" --force
 python -m benchmarks.eval_precision --checkpoint "$WORK/baseline/round_00/best.pt" --dataset agiqa3k \
-  --root "$ROOT" --n-crops "$PRECISION_CROPS" --out "$OUT/precision" --force
+  --root "$ROOT" --eval-crops "$PRECISION_CROPS" --out "$OUT/precision" --force
 {
   echo "# Provenance"
   echo

@@ -55,8 +55,8 @@ CPU = torch.device("cpu")
 def time_reference(table: DatasetTable, names: list[str], args) -> list[float]:
     """Seconds per epoch of the original loader (worker start-up included: it recurs every epoch)."""
     frame = table.frame.set_index("name").loc[names]
-    loader = original_loader(list(frame["path"].astype(str)), frame["mos"].to_numpy(), args.crops,
-                             args.crop, True, args.batch_size, args.workers)
+    loader = original_loader(list(frame["path"].astype(str)), frame["mos"].to_numpy(),
+                             args.crops_per_image, args.input_size, True, args.batch_size, args.workers)
     torch.manual_seed(0)
     seconds = []
     for epoch in range(args.ref_epochs):
@@ -72,12 +72,12 @@ def time_reference(table: DatasetTable, names: list[str], args) -> list[float]:
 def build_iqabench(table: DatasetTable, names: list[str], args) -> tuple[TrainBatches, float]:
     """Decode once (timed), then the epoch iterator."""
     with timed(CPU) as decode:
-        cache = ImageCache.build(table, names=names, min_size=args.crop, threads=args.workers)
+        cache = ImageCache.build(table, names=names, min_size=args.input_size, threads=args.workers)
     print(f"iqabench decode: {len(names)} images in {decode.seconds:.1f} s "
           f"({cache.nbytes / 1e6:.0f} MB)", flush=True)
     labels = table.frame.set_index("name").loc[names, "mos"].to_numpy(np.float32)
-    batches = TrainBatches(cache, names, labels, args.crops, args.batch_size, crop_size=args.crop,
-                           seed=0, threads=args.workers)
+    batches = TrainBatches(cache, names, labels, args.crops_per_image, args.batch_size,
+                           crop_size=args.input_size, seed=0, threads=args.workers)
     return batches, decode.seconds
 
 
@@ -136,7 +136,7 @@ $run
 
 def accounting(args, cache_mb: float) -> list[str]:
     return [
-        f"The reference decodes the full image for every patch ({args.crops} times per image per "
+        f"The reference decodes the full image for every patch ({args.crops_per_image} times per image per "
         "epoch), as the original does; its rate is one epoch's patches over the epoch's wall time, "
         "including DataLoader worker start-up (which the original pays every epoch too). "
         f"The original used `num_workers=0`; the reference here gets {args.workers} worker processes.",
@@ -167,16 +167,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ref-epochs", type=int, default=1, help="reference epochs timed")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=96)
-    parser.add_argument("--crops", type=int, default=25, help="patches per image per epoch")
-    parser.add_argument("--crop", type=int, default=224)
+    parser.add_argument("--crops-per-image", type=int, default=25, help="patches per image per epoch")
+    parser.add_argument("--input-size", type=int, default=224, help="crop side in pixels")
     parser.add_argument("--out", type=Path, default=readme.REPO / "results" / "data_pipeline")
     args = parser.parse_args(argv)
     if args.root is None and args.dataset == "agiqa3k":
         args.root = readme.REPO.parent / "shared" / "data" / "agiqa3k"
     for flag, value, low in (("--limit", args.limit, 0), ("--epochs", args.epochs, 1),
                              ("--ref-epochs", args.ref_epochs, 1), ("--workers", args.workers, 0),
-                             ("--batch-size", args.batch_size, 1), ("--crops", args.crops, 1),
-                             ("--crop", args.crop, 16)):
+                             ("--batch-size", args.batch_size, 1),
+                             ("--crops-per-image", args.crops_per_image, 1),
+                             ("--input-size", args.input_size, 16)):
         if value < low:
             raise IqabenchError(f"{flag} {value}: must be at least {low}")
     return args
@@ -189,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     names = sorted(table.frame["name"].astype(str))
     if args.limit and args.limit < len(names):
         names = sorted(np.random.default_rng(0).choice(names, size=args.limit, replace=False).tolist())
-    patches = len(names) * args.crops
+    patches = len(names) * args.crops_per_image
     load_before = os.getloadavg()[0]
     print(f"{len(names)} images, {patches} patches per epoch; load average {load_before}", flush=True)
 
@@ -232,7 +233,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
                                    "ratio_vs_reference": "x reference", "note": "how obtained"})
     load = f"1-min load average {load_before:.1f} before, {load_mid:.1f} between, {load_after:.1f} after"
     text = readme.render(
-        README, images=len(names), dataset=table.name, crops=args.crops, crop=args.crop,
+        README, images=len(names), dataset=table.name, crops=args.crops_per_image,
+        crop=args.input_size,
         batch_size=args.batch_size, workers=args.workers, original_epochs=ORIGINAL_EPOCHS,
         steady=f"{(patches / epoch_s) / ref_rate:.0f}", amortised=f"{float(table_rows[-1]['ratio_vs_reference']):.0f}",
         table=shown.to_markdown(index=False, disable_numparse=True,

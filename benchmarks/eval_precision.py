@@ -65,8 +65,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--root", type=Path, default=None)
     parser.add_argument("--split", type=Path, default=None,
                         help="split.csv (default: the one beside the checkpoint)")
-    parser.add_argument("--n-crops", type=int, default=25, help="test crops per image (5x5 grid)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--eval-crops", type=int, default=25, help="test crops per image (5x5 grid)")
+    parser.add_argument("--eval-batch-size", type=int, default=32, help="crops per forward pass")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--force", action="store_true", help="replace an existing precision.csv")
@@ -76,8 +76,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for path in (args.checkpoint, args.split):
         if not path.is_file():
             raise IqabenchError(f"{path}: no such file")
-    if args.n_crops < 1 or args.batch_size < 1:
-        raise IqabenchError("--n-crops and --batch-size must be at least 1")
+    if args.eval_crops < 1 or args.eval_batch_size < 1:
+        raise IqabenchError("--eval-crops and --eval-batch-size must be at least 1")
     if (args.out / "precision.csv").exists() and not args.force:
         raise IqabenchError(f"{args.out / 'precision.csv'} exists; pass --force to replace it")
     if args.modes[0] != "fp32":
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     for mode in args.modes:
         amp, compiled = MODES[mode]
         cfg = EvalConfig(checkpoint=str(args.checkpoint), dataset=args.dataset, eval_crop_mode="grid",
-                         eval_crops=args.n_crops, eval_batch_size=args.batch_size, device="cpu", amp=amp,
+                         eval_crops=args.eval_crops, eval_batch_size=args.eval_batch_size, device="cpu", amp=amp,
                          compile=compiled)
         settings = checkpoint_settings(cfg, model, ckpt, cpu)
         scorer = copy.deepcopy(model)
@@ -106,8 +106,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         if compiled:  # compiled (and timed) apart, on the first image's crops through predict
             with timed(cpu) as compiling:
                 scorer = compile_for_inference(scorer)
-                predict(scorer, cache, names[:1], "grid", args.n_crops, settings.crop_size,
-                        args.batch_size, amp_dtype=settings.amp_dtype)
+                predict(scorer, cache, names[:1], "grid", args.eval_crops, settings.crop_size,
+                        args.eval_batch_size, amp_dtype=settings.amp_dtype)
             compile_s = compiling.seconds
         with timed(cpu) as scoring:
             frame, metrics = score_images(scorer, table, names, cache, settings, n_boot=0)
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         pred = frame["pred"].to_numpy()
         reference = pred if reference is None else reference
         rows.append({
-            "mode": mode, "n": metrics["n"], "crops_per_image": args.n_crops,
+            "mode": mode, "n": metrics["n"], "crops_per_image": args.eval_crops,
             "srcc": round(metrics["srcc"], 4), "plcc": round(metrics["plcc"], 4),
             "max_abs_pred_change": float(np.abs(pred - reference).max()),
             "srcc_vs_fp32": round(float(stats.spearmanr(pred, reference)[0]), 6),
@@ -128,8 +128,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     args.out.mkdir(parents=True, exist_ok=True)
     result.to_csv(args.out / "precision.csv", index=False)
     intro = (f"`{args.checkpoint}` ({model.config.backbone}, {model.config.hyper_input} hyper input) "
-             f"on its {len(names)} {table.name} test images, {args.n_crops} grid crops each, batch "
-             f"{args.batch_size}, CPU.")
+             f"on its {len(names)} {table.name} test images, {args.eval_crops} grid crops each, batch "
+             f"{args.eval_batch_size}, CPU.")
     facts = readme.run_facts(readme.command("eval_precision", argv))
     facts["machine"] += "; no GPU"
     readme.write(args.out / "README.md", README, intro=intro, table=result.to_markdown(index=False),

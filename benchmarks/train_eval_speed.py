@@ -177,7 +177,7 @@ def speed_config(backbone: str, args) -> TrainConfig:
         "pretrained": False, "batch_size": args.batch_size, "crops_per_image": args.crops,
         "eval_crops": args.crops, "eval_batch_size": args.eval_batch_size,
         "device": args.device, "amp": args.amp, "seed": args.seed,
-        "model": {"backbone": backbone, "input_size": args.crop_size},
+        "model": {"backbone": backbone, "input_size": args.input_size},
     })
 
 
@@ -481,7 +481,7 @@ def write_readme(path: Path, rows: list[dict], meta: dict, args) -> Path:
     intro = (f"Same Hyper-IQA module (same architecture, FLOPs and initial weights) on both sides, "
              f"{meta['train_images']} {meta['dataset']} images for training ({meta['patches']} patches "
              f"per epoch per side, batch {args.batch_size}), {meta['eval_images']} for evaluation "
-             f"({args.crops} crops each), {args.crop_size} px crops, device `{meta['device']}`.")
+             f"({args.crops} crops each), {args.input_size} px crops, device `{meta['device']}`.")
     return readme.write(
         path, README, crops=args.crops, intro=intro, summary=summary_table(frame), busy=busy, targets=readme.bullets(targets),
         details=details_table(frame), accounting=readme.bullets(accounting(args, meta["device"])),
@@ -505,7 +505,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="iqabench crops per forward pass (the reference: 1)")
     parser.add_argument("--crops", type=int, default=25,
                         help="patches per image per epoch and test crops per image (a square)")
-    parser.add_argument("--crop-size", type=int, default=224)
+    parser.add_argument("--input-size", type=int, default=224, help="crop (model input) side in pixels")
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="timm backbones")
     parser.add_argument("--device", default="cpu", help="auto, cpu or cuda")
     parser.add_argument("--amp", default="auto", choices=["auto", "none", "bf16", "fp16"],
@@ -529,7 +529,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for flag, value, low in (("--images", args.images, 1), ("--eval-images", args.eval_images, 1),
                              ("--train-epochs", args.train_epochs, 1), ("--eval-passes", args.eval_passes, 1),
                              ("--batch-size", args.batch_size, 2), ("--eval-batch-size", args.eval_batch_size, 1),
-                             ("--crops", args.crops, 1), ("--crop-size", args.crop_size, 16),
+                             ("--crops", args.crops, 1), ("--input-size", args.input_size, 16),
                              ("--ref-workers", args.ref_workers, 0), ("--threads", args.threads or 1, 1)):
         if value < low:
             raise IqabenchError(f"{flag} {value}: must be at least {low}")

@@ -23,8 +23,8 @@ def pipeline():
 
 def test_data_pipeline_table(pipeline, tmp_path, one_thread):
     out = pipeline.main(["--dataset", "synthetic", "--root", str(tmp_path / "data"), "--limit", "6",
-                         "--epochs", "1", "--workers", "0", "--batch-size", "4", "--crops", "3",
-                         "--crop", "32", "--out", str(tmp_path / "out")])
+                         "--epochs", "1", "--workers", "0", "--batch-size", "4", "--crops-per-image", "3",
+                         "--input-size", "32", "--out", str(tmp_path / "out")])
     table = pd.read_csv(out / "data_pipeline.csv")
     assert len(table) == 7 and table["pipeline"].iloc[0].startswith("reference")
     assert table["count"].tolist()[:4] == [18, 6, 18, 18]  # 6 images x 3 crops; decode counts images
@@ -36,5 +36,5 @@ def test_data_pipeline_table(pipeline, tmp_path, one_thread):
 
 
 def test_data_pipeline_rejects_bad_flags(pipeline):
-    with pytest.raises(IqabenchError, match="--crop 8"):
-        pipeline.parse_args(["--crop", "8"])
+    with pytest.raises(IqabenchError, match="--input-size 8"):
+        pipeline.parse_args(["--input-size", "8"])

@@ -44,7 +44,7 @@ def test_precision_table(precision, tiny_run, tmp_path):
     modes = ["fp32", "bf16"] + (["bf16+compile"] if shutil.which("g++") or shutil.which("clang++")
                                 else [])
     out = precision.main(["--checkpoint", str(run / "best.pt"), "--dataset", "synthetic",
-                          "--root", str(root), "--n-crops", "4", "--batch-size", "5",
+                          "--root", str(root), "--eval-crops", "4", "--eval-batch-size", "5",
                           "--modes", *modes, "--out", str(tmp_path / "p")])
     table = pd.read_csv(out / "precision.csv")
     assert table["mode"].tolist() == modes

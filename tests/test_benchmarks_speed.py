@@ -29,7 +29,7 @@ def speed():
 def test_speed_benchmark_writes_positive_rates(speed, tmp_path):
     out = tmp_path / "speed"
     argv = ["--dataset", "synthetic", "--images", "4", "--eval-images", "2", "--models", "test_resnet",
-            "--crop-size", "32", "--crops", "4", "--batch-size", "6", "--eval-batch-size", "3",
+            "--input-size", "32", "--crops", "4", "--batch-size", "6", "--eval-batch-size", "3",
             "--threads", "1", "--out", str(out)]
     if any(shutil.which(c) for c in ("g++", "c++", "clang++")):
         argv.append("--compile-eval")  # 8 crops in batches of 3: the last batch is padded
