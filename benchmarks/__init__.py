@@ -8,6 +8,8 @@ Run each from the repository root as a module (``python benchmarks/NAME.py`` wor
   alone (``results/data_pipeline/``);
 - ``python -m benchmarks.eval_precision``: one checkpoint scored in fp32, bf16 and bf16
   compiled (``results/agiqa3k_study/precision/``);
+- ``python -m benchmarks.cli_startup``: how long ``iqabench --help`` and
+  ``iqabench data list`` take to start (``results/cli_startup/``);
 - ``bash benchmarks/agiqa3k_study.sh`` and ``bash benchmarks/profile_backbones.sh``: the
   AGIQA-3K study and the backbone profiles, through the ``iqabench`` command.
 
