@@ -1,16 +1,31 @@
-"""Scoring: batching across images changes nothing; checkpoints rebuild their model or
-say exactly why they cannot."""
+"""Scoring: batching across images changes nothing, label units convert, and
+``evaluate_checkpoint`` takes a run's dataset from the run and says when it scores every
+image of a dataset."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
-from iqabench.config import HyperIQAConfig
-from iqabench.errors import IqabenchError
+from iqabench import runfolder
+from iqabench.checkpoint import save_checkpoint
+from iqabench.config import EvalConfig, HyperIQAConfig, TrainConfig
+from iqabench.data import load_dataset
+from iqabench.data.splits import Split, write_split
 from iqabench.data.transforms import eval_crops
-from iqabench.evaluation import label_to_unit, predict, unit_to_mos
+from iqabench.errors import IqabenchError
+from iqabench.evaluation import (
+    eval_dataset,
+    evaluate_checkpoint,
+    label_to_unit,
+    predict,
+    unit_to_mos,
+)
 from iqabench.models.hyperiqa import HyperIQA
 
 SIZE = 32
@@ -88,3 +103,65 @@ def test_compiled_model_gets_full_batches_and_padding_is_dropped(model, images):
     _, eager_params = predict(model, images, names, "grid", 4, SIZE, batch_size=8,
                               channels_last=False, return_params=True)
     np.testing.assert_allclose(params, eager_params, atol=1e-5)
+
+
+# --------------------------------------------------------------- evaluate_checkpoint
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, model):
+    """A run folder on a 10-image CSV dataset: config.yaml, split.csv, best.pt."""
+    folder = tmp_path_factory.mktemp("eval")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 256, (40, 44, 3), dtype=np.uint8)).save(
+            folder / f"{i}.png")
+        rows.append({"path": f"{i}.png", "mos": float(i)})
+    csv = folder / "scores.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    run = folder / "run"
+    run.mkdir()
+    cfg = TrainConfig(dataset="csv", root=str(csv), eval_crops=4, val_crops=4,
+                      model={"backbone": "test_resnet", "input_size": SIZE})
+    runfolder.write_config(cfg, run)
+    names = sorted(load_dataset("csv", csv).frame["name"].astype(str))
+    write_split(Split(0, 0, "random_by_image", tuple(names[:5]), tuple(names[5:6]),
+                      tuple(names[6:])), run / runfolder.SPLIT)
+    save_checkpoint({"model": model.state_dict(), "model_config": model.config.to_dict(),
+                     "config": cfg.to_dict(), "label_range": [0.0, 9.0], "label_scale": "unit"},
+                    run / runfolder.BEST)
+    return run
+
+
+def test_eval_of_a_run_takes_dataset_and_root_from_the_run(run):
+    for split in (run, run / runfolder.SPLIT):
+        cfg = EvalConfig(checkpoint=str(run / runfolder.BEST), split=str(split), n_boot=0,
+                         device="cpu")
+        assert eval_dataset(cfg) == ("csv", runfolder.read_config(run).root)
+        result = evaluate_checkpoint(cfg)
+        assert result.metrics["dataset"] == "csv" and result.metrics["n"] == 4
+        assert set(result.predictions["name"]) == set(pd.read_csv(run / "split.csv").query(
+            "subset == 'test'")["name"])
+        assert result.warnings == []
+
+
+def test_eval_without_a_split_says_it_scores_every_image(run, caplog):
+    root = runfolder.read_config(run).root
+    cfg = EvalConfig(checkpoint=str(run / runfolder.BEST), dataset="csv", root=root, n_boot=0,
+                     device="cpu")
+    with caplog.at_level(logging.WARNING, logger="iqabench"):
+        result = evaluate_checkpoint(cfg)
+    assert result.metrics["n"] == 10 and set(result.predictions["subset"]) == {"all"}
+    assert len(result.warnings) == 1 and "ALL 10 images" in result.warnings[0]
+    assert "including any the checkpoint was trained on" in result.warnings[0]
+    assert result.warnings[0] in caplog.text
+
+
+def test_eval_without_dataset_or_run_config_says_what_to_pass(run, tmp_path):
+    with pytest.raises(IqabenchError, match="pass --dataset"):
+        evaluate_checkpoint(EvalConfig(checkpoint=str(run / runfolder.BEST), device="cpu"))
+    alone = tmp_path / "split.csv"
+    alone.write_text((run / runfolder.SPLIT).read_text())  # no config.yaml beside it
+    with pytest.raises(IqabenchError, match="no config.yaml beside"):
+        eval_dataset(EvalConfig(checkpoint="x.pt", split=str(alone)))
