@@ -109,10 +109,6 @@ def test_out_folder_is_not_overwritten_silently(two_runs, tmp_path, monkeypatch,
 @pytest.mark.slow
 def test_two_real_training_runs_compare_end_to_end(tmp_path, monkeypatch, capsys):
     """`iqabench train` L1 and L1 + rank on the embedded data, then compare them."""
-    from iqabench.cli import train as train_cli
-
-    if "not built yet" in (train_cli.train.__doc__ or "").lower():
-        pytest.skip("iqabench train is not built yet (issue 4)")
     common = ["--dataset", "synthetic", "--backbone", "test_resnet", "--no-pretrained",
               "--epochs", "1", "--limit", "48", "--input-size", "32", "--eval-crops", "4",
               "--val-crops", "1", "--n-boot", "0", "--quiet"]

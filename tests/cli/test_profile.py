@@ -50,6 +50,19 @@ def test_profile_refuses_to_overwrite_without_force(tmp_path):
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
 
 
+def test_amp_sets_the_autocast_dtype_and_device_defaults_to_auto(tmp_path):
+    out = tmp_path / "prof"
+    result = runner.invoke(app, ["profile", "--backbone", "test_resnet", "--input-size", "64",
+                                 "--repeats", "0", "--amp", "bf16", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out / "profile.csv")
+    expected_device = "cuda" if torch.cuda.is_available() else "cpu"
+    assert list(frame["dtype"]) == ["bf16"] and frame["device"].str.startswith(expected_device).all()
+    assert (frame["n_crops"] == 9).all()  # --eval-crops defaults as in train
+    text = (out / "profile.md").read_text()
+    assert "--amp bf16" in text and "--eval-crops 9" in text
+
+
 def test_profile_rejects_an_unknown_amp():
     result = runner.invoke(app, ["profile", "--backbone", "test_resnet", "--amp", "fp8"])
     assert result.exit_code == 2  # a usage error listing the choices
