@@ -170,7 +170,9 @@ def _fit_rounds(cfg: TrainConfig, out: Path, ctx: DistContext, *, resume: bool, 
                 progress: bool) -> RunResult:
     """``rounds`` rounds (or round ``cfg.round`` only) into ``out/round_XX/``."""
     rounds = [cfg.round] if cfg.round is not None else list(range(cfg.rounds))
-    with _clean_failed_start(out, ctx, keep=resume):
+    # --round K: other array tasks write into the same folder at the same time, so only
+    # this round's own folder is cleaned after a failed start (by fit_round)
+    with _clean_failed_start(out, ctx, keep=resume or cfg.round is not None):
         _prepare_folder(out, ctx, resume=resume, force=force, keep_rounds=cfg.round is not None)
         if ctx.main:
             runfolder.write_config(cfg.replace(round=None), out)

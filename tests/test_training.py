@@ -24,7 +24,6 @@ from collections import Counter
 from iqabench import runfolder
 from iqabench.checkpoint import Progress, read_checkpoint, training_state
 from iqabench.data import load_dataset
-from iqabench.evaluation import ScoreSettings
 from iqabench.runfolder import summarize
 from iqabench.runtime import DistContext, seed_everything
 from iqabench.training import (
