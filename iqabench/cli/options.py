@@ -4,8 +4,8 @@ A setting has one flag name and one default in every command that takes it
 (``tests/cli/test_vocabulary.py`` walks the command tree and holds every flag to
 :data:`FLAGS`). Settings that are :class:`~iqabench.config.TrainConfig` fields take
 their type, default and help (the field's description) from the schema, so help shows
-the real defaults and nothing is copied; the flags of ``iqabench train`` are exactly
-those fields (:data:`TRAIN_FLAGS`).
+the real defaults and nothing is copied; the flags of ``iqabench train`` are those
+fields and four of the model's (:data:`TRAIN_FLAGS`).
 
 A command declares its flags with :func:`takes`; the function then receives the
 parsed values as keyword arguments. :func:`given` tells which of them the user typed,
@@ -114,11 +114,9 @@ def _train_flags() -> dict[str, Flag]:
                                   f"model.{key}")
             continue
         flag_name = _RENAMED.get(name, name)
-        default = REQUIRED if info.is_required() else info.default
-        if name == "tests":
-            default = None
-        if name == "dataset":
-            default = None  # required, but --config FILE or --resume RUN may give it
+        # dataset, the one required field, may come from --config FILE or --resume RUN:
+        # the flag itself has no default; --test, repeatable, starts from none
+        default = None if info.is_required() or name == "tests" else info.default
         flags[flag_name] = Flag(flag_name, info.description or "", default,
                                 _cli_type(name, info.annotation), _panel(name), name)
     return flags
@@ -197,8 +195,7 @@ def takes(*names: str, help: dict[str, str] | None = None,
             flag = FLAGS[name]
             tp, default = _choices_as_enum(flag.type), flag.default
             if name in repeatable:
-                tp = list[_choices_as_enum(tp, force=True)]
-                default = [default]
+                tp, default = _choices_as_enum(list[flag.type]), [default]
             show = from_run.get(name, True)
             option = typer.Option(default, *flag.decls, help=help.get(name, flag.help),
                                   show_default=show,
@@ -227,16 +224,16 @@ def takes(*names: str, help: dict[str, str] | None = None,
     return decorate
 
 
-def _choices_as_enum(tp: Any, force: bool = False) -> Any:
-    """Typer parses lists of choices only as Enums: ``list[Literal[...]]`` ->
-    ``list[Enum]`` (the command gets the plain values back, see :func:`_plain`)."""
+def _choices_as_enum(tp: Any, in_list: bool = False) -> Any:
+    """Typer parses repeatable choices only as an Enum: ``list[Literal[...]]`` ->
+    ``list[Enum]`` (:func:`_plain` hands the command the plain values back)."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is Literal and force:
+    if origin is Literal and in_list:
         return enum.Enum("Choice", {str(a): str(a) for a in args}, type=str)
-    if origin in (list, typing.Union, types.UnionType) and args:
-        inner = tuple(_choices_as_enum(a, force=origin is list) for a in args)
-        return Optional[inner[0]] if origin is not list and len(args) == 2 and \
-            type(None) in args else (list[inner[0]] if origin is list else tp)
+    if origin is list:
+        return list[_choices_as_enum(args[0], in_list=True)]
+    if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        return Optional[_choices_as_enum(next(a for a in args if a is not type(None)), in_list)]
     return tp
 
 
