@@ -223,24 +223,9 @@ def fit_round(cfg: TrainConfig, round_: int, run_dir: Path, ctx: DistContext = D
                 _log_header(cfg, data.table, data.split, parts.model, parts.criterion, device,
                             amp_dtype, ctx)
             score = score_settings(cfg, device, amp_dtype, data.table.mos_range)
-            bar = _Progress(progress, cfg.epochs, len(data.batches), state.epoch)
-            try:
-                for epoch in range(state.epoch, cfg.epochs):
-                    row = run_epoch(cfg, epoch, parts, train_model, data, device, amp_dtype,
-                                    dataclasses.replace(score, n_crops=cfg.val_crops), ctx,
-                                    on_step=bar.step, last_good=_last_good(last_path, epoch))
-                    if ctx.main:
-                        state, improved = track_best(state, row, has_val=len(data.split.val) >= 2)
-                        save_epoch(run_dir, training_state(
-                            cfg, parts.model, parts.optimizer, parts.scheduler, parts.scaler,
-                            epoch=epoch + 1, best_val=state.best_val, best_epoch=state.best_epoch,
-                            label_range=data.table.mos_range, round_=round_), row, improved)
-                        bar.epoch_done(row["val_srcc"])
-                        _log_epoch(cfg, row, improved)
-                    ctx.barrier()
-            finally:
-                bar.close()
-
+            state = train_epochs(cfg, round_, run_dir, parts, train_model, data, device,
+                                 amp_dtype, dataclasses.replace(score, n_crops=cfg.val_crops),
+                                 state, ctx, progress=progress)
             if not ctx.main:
                 ctx.barrier()
                 return RunResult(run_dir, pd.DataFrame(), epochs_run=cfg.epochs)
@@ -253,6 +238,34 @@ def fit_round(cfg: TrainConfig, round_: int, run_dir: Path, ctx: DistContext = D
             return RunResult(run_dir, test_metrics, best_epoch=best_epoch,
                              best_val_srcc=state.best_val if np.isfinite(state.best_val)
                              else None, epochs_run=cfg.epochs)
+
+
+def train_epochs(cfg: TrainConfig, round_: int, run_dir: Path, parts: TrainParts,
+                 train_model: nn.Module, data: RoundData, device: torch.device,
+                 amp_dtype: torch.dtype | None, val_settings: ScoreSettings,
+                 state: TrainProgress, ctx: DistContext = DistContext(), *,
+                 progress: bool = False) -> TrainProgress:
+    """Epochs ``state.epoch + 1`` to ``cfg.epochs``: :func:`run_epoch`, then (rank 0)
+    :func:`track_best` and :func:`save_epoch`; returns the final best-so-far."""
+    last_path = run_dir / runfolder.LAST
+    bar = _Progress(progress, cfg.epochs, len(data.batches), state.epoch)
+    try:
+        for epoch in range(state.epoch, cfg.epochs):
+            row = run_epoch(cfg, epoch, parts, train_model, data, device, amp_dtype,
+                            val_settings, ctx, on_step=bar.step,
+                            last_good=_last_good(last_path, epoch))
+            if ctx.main:
+                state, improved = track_best(state, row, has_val=len(data.split.val) >= 2)
+                save_epoch(run_dir, training_state(
+                    cfg, parts.model, parts.optimizer, parts.scheduler, parts.scaler,
+                    epoch=epoch + 1, best_val=state.best_val, best_epoch=state.best_epoch,
+                    label_range=data.table.mos_range, round_=round_), row, improved)
+                bar.epoch_done(row["val_srcc"])
+                _log_epoch(cfg, row, improved)
+            ctx.barrier()
+    finally:
+        bar.close()
+    return state
 
 
 # ---------------------------------------------------------------- phase: data
@@ -844,5 +857,5 @@ class _Progress:
 __all__ = ["RoundData", "RunResult", "TrainParts", "build", "build_optimizer", "build_scheduler",
            "build_train_model", "fit", "fit_round", "load_best", "load_table", "prepare_data",
            "restore", "resolve_split", "run_epoch", "save_epoch", "score_settings",
-           "score_test_sets", "track_best", "train_batches", "train_one_epoch", "validate",
-           "wrap_for_training", "write_run_files"]
+           "score_test_sets", "track_best", "train_batches", "train_epochs", "train_one_epoch",
+           "validate", "wrap_for_training", "write_run_files"]
