@@ -1,4 +1,7 @@
-"""Scoring a trained model: checkpoints in, per-image predictions and metrics out.
+"""Scoring a trained model: per-image predictions (:func:`predict`), label units, the
+score settings a run tests with, and ``iqabench eval`` (:func:`evaluate_checkpoint`).
+Devices, AMP and compilation are in :mod:`iqabench.runtime`, checkpoint files in
+:mod:`iqabench.checkpoint`.
 
 Training's test evaluation and ``iqabench eval`` run the same function
 (:func:`score_images`) with the same crops, batching and label conversion, so the eval
@@ -9,10 +12,11 @@ crops of one image and the first of the next), cut from decoded uint8 pixels hel
 memory, moved to the device as uint8 and normalised there, and run under
 ``torch.inference_mode`` (AMP on CUDA). Scores of an image's crops are averaged.
 
-``iqabench eval --compile`` runs the model through :func:`compile_for_inference`
-(TorchInductor with frozen weights: BatchNorm folded into convolutions, weights
-pre-packed for oneDNN), the largest single speed-up on CPU; the last batch is padded
-to full size so one compiled graph serves the whole pass.
+``iqabench eval --compile`` runs the model through
+:func:`iqabench.runtime.compile_for_inference` (TorchInductor with frozen weights:
+BatchNorm folded into convolutions, weights pre-packed for oneDNN), the largest single
+speed-up on CPU; the last batch is padded to full size so one compiled graph serves the
+whole pass.
 """
 
 from __future__ import annotations
@@ -37,7 +41,13 @@ from iqabench.data.transforms import eval_crops
 from iqabench.errors import IqabenchError
 from iqabench.metrics import bootstrap_ci, compute_metrics
 from iqabench.models.hyperiqa import flatten_target_params
-from iqabench.runtime import autocast, compile_for_inference, is_compiled, resolve_amp, resolve_device
+from iqabench.runtime import (
+    autocast,
+    compile_for_inference,
+    is_compiled,
+    resolve_amp,
+    resolve_device,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +73,8 @@ def predict(model: torch.nn.Module, cache, names: Sequence[str], crop_mode: str 
 
     Crops of consecutive images share batches of ``batch_size`` crops; ``full`` runs
     one whole image per forward pass (sizes differ). A compiled model
-    (:func:`compile_for_inference`) gets its last batch padded to ``batch_size`` by
-    repeating its last crop, and the padding's scores are dropped.
+    (:func:`iqabench.runtime.compile_for_inference`) gets its last batch padded to
+    ``batch_size`` by repeating its last crop, and the padding's scores are dropped.
     """
     device = torch.device(device)
     model.eval()

@@ -4,7 +4,8 @@ A single-round run folder holds::
 
     config.yaml        the resolved TrainConfig (read back with read_config)
     split.csv          name, subset (train/val/test) of every image used
-    log.csv            one row per finished epoch (LOG_COLUMNS first); log.jsonl the same as JSON lines
+    log.csv            one row per finished epoch (LOG_COLUMNS first)
+    log.jsonl          the same rows as JSON lines
     train.log          the run's log messages
     best.pt, last.pt   checkpoints: the epoch with the best validation SRCC, the latest epoch
     predictions.csv    one row per scored test image (PREDICTION_COLUMNS first), MOS units

@@ -499,7 +499,8 @@ def train_one_epoch(model: nn.Module, criterion: IQALoss, optimizer: torch.optim
                     on_step: Callable[[float, int], None] | None = None,
                     last_good: str = "") -> dict[str, float]:
     """One pass over ``batches``; returns mean ``loss`` (and its parts), ``patches``
-    (crops trained, all ranks together) and ``patches_per_s``. A non-finite loss stops training with a one-line error."""
+    (crops trained, all ranks together) and ``patches_per_s``. A non-finite loss stops
+    training with a one-line error."""
     model.train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     sums: dict[str, float] = {}

@@ -141,9 +141,11 @@ def test_restore_without_a_best_yet_starts_from_minus_infinity(tmp_path):
 
 def test_resume_check_allows_runtime_settings_and_names_every_changed_setting():
     run = TrainConfig(dataset="livec", epochs=4, lr=1e-4, out="a")
-    check_resumable(TrainConfig(dataset="livec", epochs=10, device="cpu", workers=3, n_boot=0, out="b"),
-                    run.to_dict(), "last.pt")
-    changed = TrainConfig(dataset="livec", epochs=4, lr=2e-4, model=HyperIQAConfig(hyper_input="multiscale"))
+    resumed = TrainConfig(dataset="livec", epochs=10, device="cpu", workers=3, n_boot=0,
+                          out="b")
+    check_resumable(resumed, run.to_dict(), "last.pt")
+    changed = TrainConfig(dataset="livec", epochs=4, lr=2e-4,
+                          model=HyperIQAConfig(hyper_input="multiscale"))
     with pytest.raises(IqabenchError) as err:
         check_resumable(changed, run.to_dict(), "last.pt")
     message = str(err.value)
