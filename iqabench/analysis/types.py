@@ -36,6 +36,7 @@ class RoundResult:
     predictions: pd.DataFrame  # dataset, name, mos, pred (+ content_id, group); test rows only
     log: pd.DataFrame | None  # one row per epoch, None when log.csv is absent
     checkpoint: Path  # the round's best.pt (it may not exist)
+    steps: pd.DataFrame | None = None  # epoch, step, loss, lr per optimiser step, if logged
 
 
 @dataclass
@@ -44,7 +45,8 @@ class Run:
 
     path: Path
     rounds: list[RoundResult]
-    label: str = ""
+    label: str = ""  # full identity, the key of every CSV (config label, folder when needed)
+    name: str = ""  # short name in tables and figures (``--label NAME=RUN`` or derived)
 
     @property
     def config(self) -> TrainConfig:
@@ -105,6 +107,8 @@ class Comparison:
     validation: pd.DataFrame  # run x round: best validation epoch from log.csv
     paired: pd.DataFrame  # variant vs baseline per dataset and metric
     profiles: pd.DataFrame | None = None
+    design: pd.DataFrame | None = None  # backbone x hyper input: cost, and why a cell is empty
+    intervals: pd.DataFrame | None = None  # run x dataset x metric: value, 95% interval, unit
     gate: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
@@ -115,6 +119,10 @@ class Comparison:
         if self.gate is None:
             return pd.DataFrame()
         return self.gate[self.gate["status"] != "ok"]
+
+    def name_of(self, label: str) -> str:
+        """The short name of the run labelled ``label`` (the label itself if unknown)."""
+        return next((r.name or r.label for r in self.runs if r.label == label), label)
 
     def datasets(self) -> list[str]:
         """Test sets, training datasets first."""
@@ -157,8 +165,10 @@ class ScatterPanel:
     mos: np.ndarray
     srcc: float
     plcc: float
-    fit_x: np.ndarray  # the 5-parameter logistic fit, sampled over the prediction range
+    fit_x: np.ndarray  # the logistic fit, sampled over the prediction range
     fit_y: np.ndarray
+    fit_form: str = ""  # which logistic was fitted (e.g. "monotonic 5-parameter")
+    dataset: str = ""
 
 
 @dataclass
