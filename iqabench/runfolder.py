@@ -6,6 +6,7 @@ A single-round run folder holds::
     split.csv          name, subset (train/val/test) of every image used
     log.csv            one row per finished epoch (LOG_COLUMNS first)
     log.jsonl          the same rows as JSON lines
+    steps.csv          one row per optimiser step (STEP_COLUMNS first), written per epoch
     train.log          the run's log messages
     best.pt, last.pt   checkpoints: the epoch with the best validation SRCC, the latest epoch
     predictions.csv    one row per scored test image (PREDICTION_COLUMNS first), MOS units
@@ -38,6 +39,7 @@ CONFIG = "config.yaml"
 SPLIT = "split.csv"
 LOG_CSV = "log.csv"
 LOG_JSONL = "log.jsonl"
+STEPS_CSV = "steps.csv"
 TRAIN_LOG = "train.log"
 BEST = "best.pt"
 LAST = "last.pt"
@@ -49,12 +51,17 @@ SKIPPED = "skipped.csv"
 EVAL_METRICS = "metrics.csv"
 
 #: Files a run writes; ``--force`` removes these (and round_XX/ folders) and nothing else.
-RUN_FILES = (CONFIG, SPLIT, LOG_CSV, LOG_JSONL, BEST, LAST, PREDICTIONS, TEST_METRICS, SUMMARY,
-             TRAIN_LOG, SKIPPED, BEST + ".tmp", LAST + ".tmp")
+RUN_FILES = (CONFIG, SPLIT, LOG_CSV, LOG_JSONL, STEPS_CSV, BEST, LAST, PREDICTIONS,
+             TEST_METRICS, SUMMARY, TRAIN_LOG, SKIPPED, BEST + ".tmp", LAST + ".tmp")
 
 #: Columns of log.csv, in order (further per-epoch values follow).
 LOG_COLUMNS = ("epoch", "train_loss", "val_srcc", "val_plcc", "val_krcc", "val_rmse", "lr",
                "seconds")
+#: Columns of steps.csv, in order: the epoch (1-based), the global optimiser step (1-based,
+#: counted over the whole round), the step's training loss (mean over its crops and all
+#: ranks), the learning rate of the backbone and of the heads that the step used, and the
+#: crops it trained on (all ranks together). Loss parts (``l1``, ``rank``) follow.
+STEP_COLUMNS = ("epoch", "step", "loss", "lr", "head_lr", "crops")
 #: Columns of predictions.csv, in order (``group`` follows when the table has it).
 PREDICTION_COLUMNS = ("dataset", "subset", "name", "mos", "pred", "content_id")
 #: Columns of test_metrics.csv / metrics.csv, in order.
@@ -159,12 +166,14 @@ def _plain(value):
 
 
 def truncate_log(folder: str | Path, epochs_done: int) -> None:
-    """Drop log rows after epoch ``epochs_done`` (an epoch cut short before its checkpoint)."""
+    """Drop log.csv, log.jsonl and steps.csv rows after epoch ``epochs_done`` (an epoch
+    cut short before its checkpoint)."""
     folder = Path(folder)
-    path = folder / LOG_CSV
-    if path.is_file():
-        frame = pd.read_csv(path)
-        frame[frame["epoch"] <= epochs_done].to_csv(path, index=False)
+    for name in (LOG_CSV, STEPS_CSV):
+        path = folder / name
+        if path.is_file():
+            frame = pd.read_csv(path)
+            frame[frame["epoch"] <= epochs_done].to_csv(path, index=False)
     path = folder / LOG_JSONL
     if path.is_file():
         lines = [ln for ln in path.read_text().splitlines()
@@ -176,6 +185,32 @@ def read_log(folder: str | Path) -> pd.DataFrame | None:
     """log.csv of a round folder (epoch, val_srcc, ...), None when there is none."""
     path = Path(folder) / LOG_CSV
     return read_csv(path, ("epoch", "val_srcc")) if path.is_file() else None
+
+
+def append_steps(folder: str | Path, rows: list[dict]) -> None:
+    """Add one epoch's step rows to steps.csv (STEP_COLUMNS first). The columns are those
+    of the file's first rows; a later column not in the file is an error, not dropped."""
+    if not rows:
+        return
+    path = Path(folder) / STEPS_CSV
+    frame = pd.DataFrame(rows)
+    if path.is_file():
+        columns = pd.read_csv(path, nrows=0).columns.tolist()
+        extra = [c for c in frame if c not in columns]
+        if extra:
+            raise IqabenchError(f"{path} has no column(s) {', '.join(extra)} for new steps")
+        frame = frame.reindex(columns=columns)
+    else:
+        frame = frame.reindex(columns=list(STEP_COLUMNS)
+                              + [c for c in frame if c not in STEP_COLUMNS])
+    frame.to_csv(path, mode="a", header=not path.is_file(), index=False)
+
+
+def read_steps(folder: str | Path) -> pd.DataFrame | None:
+    """steps.csv of a round folder (epoch, step, loss, lr, head_lr, crops, ...), None
+    when there is none (runs written before steps were logged)."""
+    path = Path(folder) / STEPS_CSV
+    return read_csv(path, ("epoch", "step", "loss")) if path.is_file() else None
 
 
 # ----------------------------------------------------------- predictions, metrics
@@ -282,9 +317,10 @@ def read_summary(run_dir: str | Path) -> pd.DataFrame:
 __all__ = [
     "BEST", "CONFIG", "EVAL_METRICS", "LAST", "LOG_COLUMNS", "LOG_CSV", "LOG_JSONL",
     "METRIC_COLUMNS", "PREDICTIONS", "PREDICTION_COLUMNS", "RUN_FILES", "SKIPPED", "SPLIT",
-    "SUMMARY", "SUMMARY_METRICS", "TEST_METRICS", "TRAIN_LOG", "aggregate_rounds",
-    "append_log", "metric_frame", "read_config", "read_csv", "read_log", "read_predictions",
-    "read_summary", "read_test_metrics", "round_dirs", "round_index", "round_name",
+    "STEPS_CSV", "STEP_COLUMNS", "SUMMARY", "SUMMARY_METRICS", "TEST_METRICS", "TRAIN_LOG",
+    "aggregate_rounds", "append_log", "append_steps", "metric_frame", "read_config",
+    "read_csv", "read_log", "read_predictions", "read_steps", "read_summary",
+    "read_test_metrics", "round_dirs", "round_index", "round_name",
     "summarize", "truncate_log", "write_config", "write_predictions", "write_summary",
     "write_test_metrics",
 ]

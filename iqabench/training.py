@@ -251,10 +251,12 @@ def train_epochs(cfg: TrainConfig, round_: int, run_dir: Path, parts: TrainParts
     bar = _Progress(progress, cfg.epochs, len(data.batches), state.epoch)
     try:
         for epoch in range(state.epoch, cfg.epochs):
+            steps: list[dict] = []
             row = run_epoch(cfg, epoch, parts, train_model, data, device, amp_dtype,
                             val_settings, ctx, on_step=bar.step,
-                            last_good=_last_good(last_path, epoch))
+                            last_good=_last_good(last_path, epoch), step_log=steps)
             if ctx.main:
+                runfolder.append_steps(run_dir, steps)  # before last.pt, as the log row
                 state, improved = track_best(state, row, has_val=len(data.split.val) >= 2)
                 save_epoch(run_dir, training_state(
                     cfg, parts.model, parts.optimizer, parts.scheduler, parts.scaler,
@@ -379,16 +381,22 @@ def run_epoch(cfg: TrainConfig, epoch: int, parts: TrainParts, train_model: nn.M
               data: RoundData, device: torch.device, amp_dtype: torch.dtype | None,
               val_settings: ScoreSettings, ctx: DistContext = DistContext(), *,
               on_step: Callable[[float, int], None] | None = None,
-              last_good: str = "") -> dict:
+              last_good: str = "", step_log: list[dict] | None = None) -> dict:
     """Train epoch ``epoch`` (0-based) on every crop once, then validate (rank 0);
-    returns the epoch's log row (``epoch`` 1-based, LOG_COLUMNS and more)."""
+    returns the epoch's log row (``epoch`` 1-based, LOG_COLUMNS and more). ``step_log``
+    receives one steps.csv row per optimiser step (``runfolder.STEP_COLUMNS``)."""
     data.batches.set_epoch(epoch)
     started = time.perf_counter()
     lrs = [g["lr"] for g in parts.optimizer.param_groups]  # as trained this epoch
+    steps: list[dict] | None = [] if step_log is not None else None
     stats = train_one_epoch(train_model, parts.criterion, parts.optimizer, data.batches, device,
                             epoch=epoch, scheduler=parts.scheduler, scaler=parts.scaler,
                             amp_dtype=amp_dtype, channels_last=cfg.channels_last, ctx=ctx,
-                            on_step=on_step, last_good=last_good)
+                            on_step=on_step, last_good=last_good, step_log=steps)
+    if step_log is not None:
+        first = epoch * len(data.batches)
+        step_log.extend({"epoch": epoch + 1, "step": first + i + 1, **s}
+                        for i, s in enumerate(steps))
     val = validate(parts.model, data, val_settings) if ctx.main else {}
     row = {"epoch": epoch + 1, "train_loss": stats["loss"],
            **{f"val_{k}": val.get(k, float("nan")) for k in ("srcc", "plcc", "krcc", "rmse")},
@@ -497,10 +505,13 @@ def train_one_epoch(model: nn.Module, criterion: IQALoss, optimizer: torch.optim
                     amp_dtype: torch.dtype | None = None, channels_last: bool = True,
                     ctx: DistContext = DistContext(),
                     on_step: Callable[[float, int], None] | None = None,
-                    last_good: str = "") -> dict[str, float]:
+                    last_good: str = "", step_log: list[dict] | None = None
+                    ) -> dict[str, float]:
     """One pass over ``batches``; returns mean ``loss`` (and its parts), ``patches``
     (crops trained, all ranks together) and ``patches_per_s``. A non-finite loss stops
-    training with a one-line error."""
+    training with a one-line error. ``step_log`` receives per step: ``loss``, the
+    learning rates the step used (``lr`` of the first parameter group, ``head_lr`` of
+    the second), ``crops`` (all ranks) and the loss parts."""
     model.train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     sums: dict[str, float] = {}
@@ -524,6 +535,11 @@ def train_one_epoch(model: nn.Module, criterion: IQALoss, optimizer: torch.optim
             raise IqabenchError(
                 f"training loss is {values[0]} at epoch {epoch + 1}, step {step + 1}: stopped. "
                 f"{last_good} Try a lower --lr, --amp none, or check the labels.")
+        if step_log is not None:  # the rates this step trains with (before the schedule)
+            rates = [g["lr"] for g in optimizer.param_groups]
+            step_log.append({"loss": values[0], "lr": rates[0],
+                             "head_lr": rates[1] if len(rates) > 1 else math.nan,
+                             "crops": count, **dict(zip(parts, values[1:]))})
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()

@@ -62,6 +62,23 @@ def test_log_appends_in_column_order_and_truncates(tmp_path):
     assert runfolder.read_log(tmp_path / "nothing") is None
 
 
+def test_steps_append_per_epoch_in_column_order_and_truncate_with_the_log(tmp_path):
+    assert runfolder.read_steps(tmp_path) is None  # a run from before steps were logged
+    for epoch in (1, 2, 3):
+        runfolder.append_steps(tmp_path, [
+            {"crops": 8, "loss": 0.1 * s, "l1": 0.1 * s, "head_lr": 1e-3, "lr": 1e-4,
+             "epoch": epoch, "step": (epoch - 1) * 2 + s} for s in (1, 2)])
+    runfolder.append_steps(tmp_path, [])  # an epoch without steps adds nothing
+    frame = runfolder.read_steps(tmp_path)
+    assert list(frame.columns) == [*runfolder.STEP_COLUMNS, "l1"]
+    assert frame["step"].tolist() == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(IqabenchError, match="no column.*rank"):
+        runfolder.append_steps(tmp_path, [{"epoch": 4, "step": 7, "loss": 0.1, "rank": 0.2}])
+    runfolder.truncate_log(tmp_path, 2)  # resume after epoch 2
+    assert runfolder.read_steps(tmp_path)["epoch"].tolist() == [1, 1, 2, 2]
+    assert runfolder.STEPS_CSV in runfolder.RUN_FILES  # --force removes it
+
+
 def test_predictions_and_metrics_get_their_column_order(tmp_path):
     preds = pd.DataFrame({"pred": [1.0, 2.0], "name": ["a", "b"], "mos": [1, 2],
                           "dataset": ["d", "d"], "group": ["g", "h"]})

@@ -103,6 +103,15 @@ def test_fit_writes_the_run_folder(synthetic_root, tmp_path):
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["model"]["backbone"] == "test_resnet" and saved["epochs"] == 3
     assert "labels normalised to [0, 1]" in (out / "train.log").read_text()
+    # one steps.csv row per optimiser step, the rates each step used, every crop counted
+    steps = runfolder.read_steps(out)
+    per_epoch = -(-(split["subset"] == "train").sum() // 12)  # batch 12, one crop per image
+    assert steps["step"].tolist() == list(range(1, 3 * per_epoch + 1))
+    assert steps["epoch"].tolist() == [e for e in (1, 2, 3) for _ in range(per_epoch)]
+    assert steps.groupby("epoch")["crops"].sum().tolist() == log["train_crops"].tolist()
+    assert np.allclose(steps.groupby("epoch")["loss"].mean(), log["train_loss"])
+    assert steps.loc[0, "lr"] == 3e-4 and steps.loc[0, "head_lr"] == pytest.approx(3e-3)
+    assert steps["lr"].iloc[-1] < steps["lr"].iloc[0]  # the cosine schedule, step by step
 
 
 def test_skip_bad_and_cross_dataset_test(synthetic_root, tmp_path):
@@ -234,6 +243,10 @@ def test_resume_after_sigkill_matches_uninterrupted_run(synthetic_root, tmp_path
         assert b[metric].item() == pytest.approx(a[metric].item(), abs=1e-6), metric
     np.testing.assert_allclose(pd.read_csv(killed_dir / "predictions.csv")["pred"],
                                pd.read_csv(tmp_path / "whole" / "predictions.csv")["pred"], atol=1e-5)
+    # the killed epoch's steps were dropped on resume: the same steps as the whole run
+    a, b = runfolder.read_steps(tmp_path / "whole"), runfolder.read_steps(killed_dir)
+    assert b["step"].tolist() == a["step"].tolist() == list(range(1, len(a) + 1))
+    np.testing.assert_allclose(b["loss"], a["loss"], atol=1e-5)
     log_a, log_b = (pd.read_csv(d / "log.csv") for d in (tmp_path / "whole", killed_dir))
     assert list(log_b["epoch"]) == [1, 2, 3, 4, 5]
     np.testing.assert_allclose(log_b["val_srcc"], log_a["val_srcc"], atol=1e-6)
