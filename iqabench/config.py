@@ -64,7 +64,9 @@ class HyperIQAConfig:
     # predictions sit near the label mean (in a prototype on LIVEC, 10 CPU epochs: test
     # SRCC 0.68 with "original", 0.81 with "centered"; first L1 loss 3-4 vs 0.29).
     init: InitMode = "centered"
-    score_init: float = 0.5  # output bias at start for init="centered" (label units)
+    # output bias at start for init="centered", in the units trained on; None: training
+    # sets it to the mean of the round's training labels (0.5 for a model built elsewhere)
+    score_init: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -193,8 +195,10 @@ class TrainConfig(_Schema):
     workers: int = Field(0, ge=0, description="Image decode threads (0: one per core, at most 8).")
     cache_dir: str | None = Field(None, description="Keep decoded pixels here to reuse in later "
                                   "runs (default: in memory only).")
-    recipe: Recipe = Field("default", description="'original': Hyper-IQA's own recipe (25 crops, "
-                           "batch 96, 16 epochs, raw L1), defects fixed.")
+    recipe: Recipe = Field("default", description="'original': Hyper-IQA's own recipe "
+                           "(ResNet-50 with torchvision's ImageNet weights, timm's "
+                           "resnet50.tv_in1k; 25 crops, batch 96, 16 epochs, raw L1), "
+                           "defects fixed.")
     out: str | None = Field(None, description="Run folder to write.")
 
     @field_validator("tests", mode="before")
@@ -257,14 +261,18 @@ class EvalConfig(_Schema):
 
 #: ``--recipe original``: the training settings of Hyper-IQA's own code
 #: (train_test_IQA.py / HyerIQASolver.py), with its defects fixed as documented in
-#: iqabench.training.
+#: iqabench.training. Its backbone is ``resnet50.tv_in1k``: the original loads
+#: torchvision's ImageNet ResNet-50 weights, and a bare ``resnet50`` is timm's
+#: ``resnet50.a1_in1k`` (another training recipe, other weights). ``--backbone`` still
+#: overrides it.
 RECIPES: dict[str, dict[str, Any]] = {
     "default": {},
     "original": {
         "crops_per_image": 25, "flip": True, "batch_size": 96, "optimizer": "adam",
         "lr": 2e-5, "head_lr_ratio": 10.0, "weight_decay": 5e-4, "schedule": "original",
         "epochs": 16, "loss": "l1", "label_scale": "raw", "eval_crops": 25,
-        "val_crops": 25, "eval_crop_mode": "grid", "model": {"init": "original"},
+        "val_crops": 25, "eval_crop_mode": "grid",
+        "model": {"init": "original", "backbone": "resnet50.tv_in1k"},
     },
 }
 

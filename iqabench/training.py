@@ -30,11 +30,13 @@ Honest protocol
 
 ``--recipe original``
 ---------------------
-The Hyper-IQA code's own recipe (train_test_IQA.py / HyerIQASolver.py): 25 random 224
-crops per training image per epoch with horizontal flips, batch 96, Adam with lr 2e-5
-for the backbone and 10x for the heads, weight decay 5e-4, 16 epochs, L1 on raw MOS,
-the original (Kaiming) initialisation, 25 test crops; the head lr divided by 10 every 6
-epochs and the 10x ratio dropped after epoch 10, the backbone lr constant. Changed on
+The Hyper-IQA code's own recipe (train_test_IQA.py / HyerIQASolver.py): ResNet-50 with
+torchvision's ImageNet weights (timm's ``resnet50.tv_in1k``; a bare ``resnet50`` is
+timm's ``resnet50.a1_in1k``, other weights), 25 random 224 crops per training image per
+epoch with horizontal flips, batch 96, Adam with lr 2e-5 for the backbone and 10x for
+the heads, weight decay 5e-4, 16 epochs, L1 on raw MOS, the original (Kaiming)
+initialisation, 25 test crops; the head lr divided by 10 every 6 epochs and the 10x
+ratio dropped after epoch 10, the backbone lr constant. Changed on
 purpose, because they are defects of the original code:
 
 * the original rebuilt Adam every epoch from a one-shot ``filter`` iterator, so the heads
@@ -94,6 +96,7 @@ from iqabench.checkpoint import (
     read_checkpoint,
     restore_training_state,
     save_checkpoint,
+    scoring_state,
     training_state,
 )
 from iqabench.config import TrainConfig
@@ -221,7 +224,7 @@ def fit_round(cfg: TrainConfig, round_: int, run_dir: Path, ctx: DistContext = D
             train_model = wrap_for_training(cfg, parts.model, device, ctx)
             if ctx.main:
                 _log_header(cfg, data.table, data.split, parts.model, parts.criterion, device,
-                            amp_dtype, ctx)
+                            amp_dtype, ctx, output_start(cfg, data.labels, data.split.train))
             score = score_settings(cfg, device, amp_dtype, data.table.mos_range)
             state = train_epochs(cfg, round_, run_dir, parts, train_model, data, device,
                                  amp_dtype, dataclasses.replace(score, n_crops=cfg.val_crops),
@@ -261,7 +264,8 @@ def train_epochs(cfg: TrainConfig, round_: int, run_dir: Path, parts: TrainParts
                 save_epoch(run_dir, training_state(
                     cfg, parts.model, parts.optimizer, parts.scheduler, parts.scaler,
                     epoch=epoch + 1, best_val=state.best_val, best_epoch=state.best_epoch,
-                    label_range=data.table.mos_range, round_=round_), row, improved)
+                    label_range=data.table.mos_range, round_=round_,
+                    resize=data.table.resize), row, improved)
                 bar.epoch_done(row["val_srcc"])
                 _log_epoch(cfg, row, improved)
             ctx.barrier()
@@ -342,7 +346,7 @@ def build(cfg: TrainConfig, data: RoundData, device: torch.device,
           amp_dtype: torch.dtype | None = None) -> TrainParts:
     """Model on ``device``, loss in the dataset's label units, optimiser, per-step
     schedule over ``len(data.batches)`` steps per epoch, and a gradient scaler for fp16."""
-    model = build_train_model(cfg).to(device)
+    model = build_train_model(cfg, output_start(cfg, data.labels, data.split.train)).to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     criterion = IQALoss(cfg.loss, cfg.alpha, cfg.margin, cfg.label_scale, data.table.mos_range)
@@ -440,10 +444,11 @@ def track_best(state: TrainProgress, row: dict, has_val: bool = True
 
 
 def save_epoch(run_dir: Path, state: dict, row: dict, improved: bool) -> None:
-    """best.pt (when ``improved``), the log row, then last.pt: an epoch counts as done
-    once last.pt holds it (a resumed run drops log rows past it)."""
+    """best.pt (when ``improved``: the weights and what scoring needs, no optimiser or
+    RNG state), the log row, then last.pt (the whole state, for resuming): an epoch counts
+    as done once last.pt holds it (a resumed run drops log rows past it)."""
     if improved:
-        save_checkpoint(state, run_dir / runfolder.BEST)
+        save_checkpoint(scoring_state(state), run_dir / runfolder.BEST)
     runfolder.append_log(run_dir, row)
     save_checkpoint(state, run_dir / runfolder.LAST)
 
@@ -597,11 +602,27 @@ def prefetch(batches, depth: int = 3, pin: bool = False):
 
 # ------------------------------------------------------------------- components
 
-def build_train_model(cfg: TrainConfig) -> HyperIQA:
-    """Hyper-IQA as configured, backbone weights from ``weights`` or the hub."""
+def build_train_model(cfg: TrainConfig, label_mean: float | None = None) -> HyperIQA:
+    """Hyper-IQA as configured, backbone weights from ``weights`` or the hub. With
+    ``init="centered"`` and no ``score_init`` set, the output starts at ``label_mean``
+    (the mean training label, in the units trained on)."""
     if cfg.weights:
-        return HyperIQA(cfg.model, pretrained=False, weights=cfg.weights)
-    return HyperIQA(cfg.model, pretrained=cfg.pretrained)
+        model = HyperIQA(cfg.model, pretrained=False, weights=cfg.weights)
+    else:
+        model = HyperIQA(cfg.model, pretrained=cfg.pretrained)
+    if cfg.model.init == "centered" and cfg.model.score_init is None and label_mean is not None:
+        model.set_output_bias(label_mean)
+    return model
+
+
+def output_start(cfg: TrainConfig, labels: pd.Series, names) -> float | None:
+    """Where ``init="centered"`` starts the output: ``score_init`` when set, else the
+    mean of the training labels ``labels[names]``; None for ``init="original"``."""
+    if cfg.model.init != "centered":
+        return None
+    if cfg.model.score_init is not None:
+        return float(cfg.model.score_init)
+    return float(labels.loc[list(names)].mean())
 
 
 def build_optimizer(cfg: TrainConfig, model: HyperIQA) -> torch.optim.Optimizer:
@@ -796,14 +817,18 @@ def _log_to_file(path: Path) -> tuple[logging.Handler, int]:
     return handler, old_level
 
 
-def _log_header(cfg, table, split, model, criterion, device, amp_dtype, ctx) -> None:
+def _log_header(cfg, table, split, model, criterion, device, amp_dtype, ctx,
+                start: float | None = None) -> None:
     counts = split.counts()
     params_m = sum(p.numel() for p in model.parameters()) / 1e6
     log.info("dataset %s: %d images (train %d, val %d, test %d; %s split, round %d)",
              table.name, len(table), counts["train"], counts["val"], counts["test"], split.kind,
              split.round)
+    init = cfg.model.init
+    if start is not None:
+        init += f", output bias {start:.4g}"
     log.info("model: Hyper-IQA over %s (%s hyper input, init %s), %.2f M params",
-             cfg.model.backbone, cfg.model.hyper_input, cfg.model.init, params_m)
+             cfg.model.backbone, cfg.model.hyper_input, init, params_m)
     log.info("%s; MOS range %s", criterion.describe(), list(table.mos_range))
     log.info("%s lr %.2g (heads x%g), wd %.2g, %s schedule, %d epochs x %d crops/image, "
              "batch %d%s, device %s, amp %s", cfg.optimizer, cfg.lr, cfg.head_lr_ratio,
@@ -872,7 +897,7 @@ class _Progress:
 
 
 __all__ = ["RoundData", "RunResult", "TrainParts", "build", "build_optimizer", "build_scheduler",
-           "build_train_model", "fit", "fit_round", "load_best", "load_table", "prepare_data",
+           "build_train_model", "fit", "fit_round", "load_best", "load_table", "output_start", "prepare_data",
            "restore", "resolve_split", "run_epoch", "save_epoch", "score_settings",
            "score_test_sets", "track_best", "train_batches", "train_epochs", "train_one_epoch",
            "validate", "wrap_for_training", "write_run_files"]

@@ -97,6 +97,17 @@ def test_recipe_original_then_overrides(tmp_path):
     assert (cfg.recipe, cfg.epochs, cfg.batch_size, cfg.crops_per_image) == ("original", 3, 8, 25)
 
 
+def test_recipe_original_uses_torchvision_resnet50_weights():
+    # the original code loads torchvision's ResNet-50; timm's bare resnet50 is a1_in1k
+    cfg = resolve_train_config(None, {"dataset": "livec", "recipe": "original"})
+    assert cfg.model.backbone == "resnet50.tv_in1k"
+    assert "resnet50.tv_in1k" in TrainConfig.model_fields["recipe"].description
+    other = resolve_train_config(None, {"dataset": "livec", "recipe": "original",
+                                        "model": {"backbone": "tf_efficientnet_lite0"}})
+    assert other.model.backbone == "tf_efficientnet_lite0" and other.model.init == "original"
+    assert resolve_train_config(None, {"dataset": "livec"}).model.backbone == "resnet50"
+
+
 def test_saved_config_round_trips(tmp_path):
     cfg = resolve_train_config(None, {"dataset": "koniq10k", "tests": [TestSet("livec", "/x")],
                                       "limit": 40,

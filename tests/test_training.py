@@ -3,6 +3,7 @@ selection on validation, resume after SIGKILL, rounds, DDP, failures."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
@@ -30,6 +31,7 @@ from iqabench.training import (
     build,
     fit,
     lr_factors,
+    output_start,
     prefetch,
     prepare_data,
     restore,
@@ -301,7 +303,8 @@ def test_recipe_original_trains_on_raw_labels(synthetic_root, tmp_path):
     fit(cfg, progress=False)
     best = torch.load(out / "best.pt", weights_only=True)
     assert best["label_scale"] == "raw" and best["config"]["recipe"] == "original"
-    assert best["optimizer"]["param_groups"][1]["lr"] == pytest.approx(10 * cfg.lr)
+    last = torch.load(out / "last.pt", weights_only=True)  # best.pt holds no optimiser
+    assert last["optimizer"]["param_groups"][1]["lr"] == pytest.approx(10 * cfg.lr)
     assert "raw MOS labels" in (out / "train.log").read_text()
     preds = pd.read_csv(out / "predictions.csv")
     assert np.isfinite(preds["pred"]).all()
@@ -351,6 +354,32 @@ def test_build_makes_two_lr_groups_and_a_schedule_over_the_epoch(phase):
         [cfg.lr, cfg.lr * cfg.head_lr_ratio])
     assert parts.scaler is None and parts.criterion.kind == cfg.loss
     assert next(parts.model.parameters()).device.type == "cpu"
+
+
+@pytest.mark.parametrize("label_scale", ["unit", "raw"])
+def test_centered_init_starts_at_the_mean_training_label(phase, label_scale):
+    cfg, data, _ = phase
+    cfg = cfg.replace(label_scale=label_scale)
+    lo, hi = data.table.mos_range
+    mos = data.mos.loc[list(data.split.train)]
+    labels = mos if label_scale == "raw" else (data.mos - lo) / (hi - lo)
+    mean = float(labels.loc[list(data.split.train)].mean())
+    assert output_start(cfg, labels, data.split.train) == pytest.approx(mean)
+    assert 40 < float(mos.mean()) < 70  # synthetic MOS sit around 50 on 0-100
+    seed_everything(0)
+    parts = build(cfg, dataclasses.replace(data, labels=labels), torch.device("cpu"))
+    assert parts.model.bias_fcs[-1].bias.item() == pytest.approx(mean, rel=1e-6)
+    crops, _ = next(iter(data.batches))
+    with torch.no_grad():
+        first = parts.model.eval()(crops)
+    # the output starts at the label mean in the units trained on (not at a fixed 0.5)
+    assert abs(first.mean().item() - mean) < 0.1 * (hi - lo if label_scale == "raw" else 1)
+    assert (first - mean).abs().max().item() < 0.5
+    # an explicit score_init wins; init original leaves the output where Kaiming puts it
+    assert output_start(cfg.replace(model={**cfg.model.to_dict(), "score_init": 0.3}),
+                        labels, data.split.train) == 0.3
+    assert output_start(cfg.replace(model={**cfg.model.to_dict(), "init": "original"}),
+                        labels, data.split.train) is None
 
 
 def test_run_epoch_trains_validates_and_restore_continues_from_it(phase, tmp_path):

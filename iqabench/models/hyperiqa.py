@@ -9,8 +9,8 @@ With ``resnet50`` at 224 this is the original network to the parameter (27,375,3
 * **Hyper network**: the hyper input map through 1x1 convs C -> C_last/2 -> C_last/4 ->
   112 with ReLU (2048 -> 1024 -> 512 -> 112 for ResNet-50), on a 7x7 grid.
 * **Weight generators**: 3x3 convs on the 112x7x7 map reshaped to each target layer's
-  (f_out, f_in) weight; fc5's weight and every bias from Linear layers on the map's
-  global average.
+  (f_out, f_in) weight; fc5's weight and every bias from Linear layers on the global
+  mean of that 112-channel map (after the 1x1 convs), a 112-d vector.
 * **Target network**: 224 -> 112 -> 56 -> 28 -> 14 -> 1, sigmoid after each hidden
   layer, weights per image (batched matmul, so gradients reach the hyper network).
 
@@ -33,10 +33,12 @@ Hyper input
                                   -> weight generators (unchanged)
 
 Pooling every stage to the last stage's grid keeps a spatial map for the 3x3 weight
-generators, and the map's global average (what the bias generators and fc5 see) is
-exactly the concatenated global averages of all stages, one vector describing every
-scale (96+192+384+768 = 1440 channels for Swin-T, 3840 for ResNet-50). Only the first
-1x1 conv grows; the generators and the target network keep their sizes.
+generators. The concatenated map has 96+192+384+768 = 1440 channels for Swin-T (3840
+for ResNet-50); only the first 1x1 conv grows to take it, and the generators and the
+target network keep their sizes. The bias generators and fc5's weight generator see
+what they see with ``"last"``: the global mean of the 112-channel map after the 1x1
+convs (and ReLUs), not the stages' own global averages; every scale reaches them only
+through those convs.
 """
 
 from __future__ import annotations
@@ -118,7 +120,13 @@ class HyperIQA(nn.Module):
         self.reset_heads()
 
     def reset_heads(self) -> None:
-        """Kaiming-normal init of LDA and generator weights, as the original code does."""
+        """Kaiming-normal init of LDA and generator weights, as the original code does.
+
+        ``init="centered"`` then scales fc5's weight and bias generators by 0.1 and sets
+        the output bias to ``score_init`` (0.5 when it is None; training sets the mean
+        of its training labels with :meth:`set_output_bias`), so first predictions sit
+        near it.
+        """
         for branch in self.lda:
             if branch.conv is not None:
                 nn.init.kaiming_normal_(branch.conv.weight)
@@ -130,7 +138,14 @@ class HyperIQA(nn.Module):
                 for m in (self.weight_fc_last, self.bias_fcs[-1]):
                     m.weight.mul_(0.1)
                 self.weight_fc_last.bias.mul_(0.1)
-                self.bias_fcs[-1].bias.fill_(self.config.score_init)
+            score_init = self.config.score_init
+            self.set_output_bias(0.5 if score_init is None else score_init)
+
+    def set_output_bias(self, value: float) -> None:
+        """Set the bias of the output bias generator (the target network's last bias
+        is this plus a term of the pooled map), e.g. to the mean training label."""
+        with torch.no_grad():
+            self.bias_fcs[-1].bias.fill_(float(value))
 
     def head_parameters(self) -> list[nn.Parameter]:
         """Everything but the backbone (the original trains these at 10x the lr)."""
@@ -144,14 +159,19 @@ class HyperIQA(nn.Module):
         return stages_nchw(self.backbone(x), self.spec)
 
     def target_params(self, stages: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Generate the per-image target network: weights (B, f_out, f_in), biases (B, f_out)."""
+        """Generate the per-image target network: weights (B, f_out, f_in), biases (B, f_out).
+
+        The hyper input (last stage, or every stage pooled to the grid and concatenated)
+        goes through the 1x1 convs to the 112-channel map; the 3x3 convs turn that map
+        into fc1-fc4's weights, Linear layers on its global mean into fc5's weight and
+        every bias."""
         grid = self.config.feature_size
         if self.config.hyper_input == "multiscale":
             hyper = torch.cat([F.adaptive_avg_pool2d(s, grid) for s in stages], dim=1)
         else:
             hyper = F.adaptive_avg_pool2d(stages[-1], grid)
         hyper = self.hyper_in(hyper)  # (B, 112, 7, 7)
-        pooled = hyper.mean(dim=(2, 3))  # (B, 112)
+        pooled = hyper.mean(dim=(2, 3))  # (B, 112): what fc5's weight and the biases see
         b = hyper.shape[0]
         sizes = self._target_sizes
         params: dict[str, torch.Tensor] = {}

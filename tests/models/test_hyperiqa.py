@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from iqabench.config import HyperIQAConfig
+from iqabench.config import HyperIQAConfig, resolve_train_config
 from iqabench.models.backbone import create_features_model
 from iqabench.models.hyperiqa import HyperIQA, build_model, flatten_target_params
 
@@ -139,6 +139,36 @@ def test_centered_init_starts_near_score_init():
         c, o = centered(x), original(x)
     assert (c - 0.5).abs().max() < 0.3
     assert (c - 0.5).abs().mean() < (o - 0.5).abs().mean()
+
+
+def test_recipe_original_backbone_asks_timm_for_torchvision_weights():
+    cfg = resolve_train_config(None, {"dataset": "livec", "recipe": "original"})
+    model = HyperIQA(cfg.model, pretrained=False)  # no download: the tag it would fetch
+    assert model.backbone.pretrained_cfg["tag"] == "tv_in1k"
+    assert model.backbone.pretrained_cfg["hf_hub_id"] == "timm/resnet50.tv_in1k"
+    assert sum(p.numel() for p in model.parameters()) == 27_375_369  # the same network
+
+
+def test_centered_output_bias_defaults_to_half_and_can_be_set():
+    torch.manual_seed(0)
+    model = build_model("test_resnet").eval()  # score_init None: 0.5 outside training
+    assert model.config.score_init is None and model.bias_fcs[-1].bias.item() == 0.5
+    model.set_output_bias(50.0)  # e.g. the mean of raw 0-100 training labels
+    with torch.no_grad():
+        scores = model(torch.rand(4, 3, 64, 64))
+    assert (scores - 50.0).abs().max() < 0.5
+
+
+def test_bias_generators_see_the_mean_of_the_112_channel_map():
+    torch.manual_seed(0)
+    model = build_model("test_resnet", hyper_input="multiscale").eval()
+    seen = {}
+    model.bias_fcs[0].register_forward_hook(lambda m, args, out: seen.update(bias=args[0]))
+    model.hyper_in.register_forward_hook(lambda m, args, out: seen.update(map=out))
+    with torch.no_grad():
+        model(torch.rand(2, 3, 64, 64))
+    assert seen["bias"].shape == (2, model.config.hyper_channels)
+    assert torch.allclose(seen["bias"], seen["map"].mean(dim=(2, 3)))
 
 
 def test_config_round_trip_and_unknown_keys():
