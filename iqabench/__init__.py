@@ -8,6 +8,9 @@ The same functions the CLI calls, for notebooks and scripts (imported on first u
 
 - ``train(cfg: TrainConfig) -> RunResult`` (:func:`iqabench.training.fit`)
 - ``evaluate(cfg: EvalConfig) -> EvalResult`` (:func:`iqabench.evaluation.evaluate_checkpoint`)
+- ``load_scorer(checkpoint, device="auto", amp="auto") -> Scorer``
+  (:func:`iqabench.scoring.load_scorer`): ``scorer("photo.jpg")`` is the photo's score on
+  the checkpoint's own MOS scale
 - ``build_model(backbone, hyper_input, pretrained, ...) -> HyperIQA``
 - ``load_dataset(name, root) -> DatasetTable``
 """
@@ -19,6 +22,8 @@ import importlib
 _PUBLIC = {
     "train": ("iqabench.training", "fit"),
     "evaluate": ("iqabench.evaluation", "evaluate_checkpoint"),
+    "load_scorer": ("iqabench.scoring", "load_scorer"),
+    "Scorer": ("iqabench.scoring", "Scorer"),
     "build_model": ("iqabench.models.hyperiqa", "build_model"),
     "load_dataset": ("iqabench.data", "load_dataset"),
     "TrainConfig": ("iqabench.config", "TrainConfig"),

@@ -7,6 +7,11 @@ Training's test evaluation and ``iqabench eval`` run the same function
 (:func:`score_images`) with the same crops, batching and label conversion, so the eval
 command reproduces a run's test numbers from its ``best.pt`` and ``split.csv``.
 
+Predictions are on the checkpoint's label scale, the MOS scale of the data it was
+trained on. They are never mapped onto another dataset's MOS range: scoring a dataset
+on another scale (:func:`common_scale`) reports the scale-free SRCC/PLCC/KRCC and leaves
+RMSE out (NaN), with a note saying so.
+
 Test-time crops are batched *across* images (a batch of 32 crops may hold the last
 crops of one image and the first of the next), cut from decoded uint8 pixels held in
 memory, moved to the device as uint8 and normalised there, and run under
@@ -21,6 +26,7 @@ whole pass.
 
 from __future__ import annotations
 
+import csv
 import logging
 import zlib
 from collections.abc import Sequence
@@ -32,7 +38,7 @@ import pandas as pd
 import torch
 
 from iqabench import runfolder
-from iqabench.checkpoint import load_checkpoint
+from iqabench.checkpoint import load_checkpoint, scoring_info
 from iqabench.config import EvalConfig
 from iqabench.data import load_dataset
 from iqabench.data.cache import ImageCache
@@ -62,7 +68,6 @@ def crops_per_image(crop_mode: str, n_crops: int) -> int:
     return 1 if crop_mode in ("center", "full") else n_crops
 
 
-@torch.inference_mode()
 def predict(model: torch.nn.Module, cache, names: Sequence[str], crop_mode: str = "grid",
             n_crops: int = 25, crop_size: int = 224, batch_size: int = 64,
             return_params: bool = False, device: str | torch.device = "cpu",
@@ -76,6 +81,23 @@ def predict(model: torch.nn.Module, cache, names: Sequence[str], crop_mode: str 
     (:func:`iqabench.runtime.compile_for_inference`) gets its last batch padded to
     ``batch_size`` by repeating its last crop, and the padding's scores are dropped.
     """
+    out = predict_crops(model, cache, names, crop_mode, n_crops, crop_size, batch_size,
+                        return_params, device, amp_dtype, channels_last, seed)
+    if return_params:
+        crops, params = out
+        return crops.mean(1), params
+    return out.mean(1)
+
+
+@torch.inference_mode()
+def predict_crops(model: torch.nn.Module, cache, names: Sequence[str], crop_mode: str = "grid",
+                  n_crops: int = 25, crop_size: int = 224, batch_size: int = 64,
+                  return_params: bool = False, device: str | torch.device = "cpu",
+                  amp_dtype: torch.dtype | None = None, channels_last: bool = True,
+                  seed: int = 0):
+    """The score of every test crop, (N, k) float64 (k crops per image, in order);
+    :func:`predict` is its mean over crops. ``cache`` maps each name to a (3, H, W)
+    uint8 tensor. Arguments as :func:`predict`."""
     device = torch.device(device)
     model.eval()
     k = crops_per_image(crop_mode, n_crops)
@@ -115,13 +137,13 @@ def predict(model: torch.nn.Module, cache, names: Sequence[str], crop_mode: str 
     if n_pending:
         run(torch.cat(pending))
     if not names:
-        empty = np.zeros(0, dtype=np.float64)
+        empty = np.zeros((0, k), dtype=np.float64)
         return (empty, np.zeros((0, 0))) if return_params else empty
-    per_image = torch.cat(scores).double().view(len(names), k).mean(1).numpy()  # (N,)
+    per_crop = torch.cat(scores).double().view(len(names), k).numpy()  # (N, k)
     if return_params:
         flat = torch.cat(params).double()
-        return per_image, flat.view(len(names), k, -1).mean(1).numpy()  # (N, D)
-    return per_image
+        return per_crop, flat.view(len(names), k, -1).mean(1).numpy()  # (N, D)
+    return per_crop
 
 
 # ------------------------------------------------------------------ label units
@@ -152,14 +174,39 @@ class ScoreSettings:
     channels_last: bool = True
     label_scale: str = "unit"
     label_range: tuple[float, float] = (0.0, 1.0)
+    label_dataset: str | None = None  # the dataset label_range belongs to (None: unknown)
+
+
+def common_scale(settings: ScoreSettings, table) -> bool:
+    """Whether ``table``'s MOS and the model's labels are on one scale: the same MOS
+    range, and the same dataset where the checkpoint names its own."""
+    same_range = np.allclose(np.asarray(settings.label_range, dtype=float),
+                             np.asarray(table.mos_range, dtype=float))
+    return bool(same_range and settings.label_dataset in (None, table.name))
+
+
+def scale_note(settings: ScoreSettings, table) -> str:
+    """What a cross-scale score means (empty when the scales are common)."""
+    if common_scale(settings, table):
+        return ""
+    lo, hi = settings.label_range
+    tlo, thi = table.mos_range
+    trained = settings.label_dataset or "its training data"
+    return (f"the model scores on the scale of {trained} ({lo:g}-{hi:g}), {table.name} is on "
+            f"{tlo:g}-{thi:g}: predictions are kept on the model's scale, SRCC/PLCC/KRCC are "
+            "scale-free, RMSE needs a common scale and is left out (NaN)")
 
 
 def score_images(model: torch.nn.Module, table, names: Sequence[str], cache,
                  settings: ScoreSettings, subset: str = "test", logistic: int | None = None,
                  n_boot: int = 1000) -> tuple[pd.DataFrame, dict]:
-    """Predict ``names`` of ``table``; returns the predictions frame (MOS units of
-    ``table``) and a metrics dict (n, srcc, plcc, krcc, rmse, plcc_logistic,
-    srcc_ci_low, srcc_ci_high)."""
+    """Predict ``names`` of ``table``; returns the predictions frame and a metrics dict
+    (n, srcc, plcc, krcc, rmse, plcc_logistic, srcc_ci_low, srcc_ci_high).
+
+    Predictions are on the model's label scale (the MOS scale of its training set).
+    When ``table``'s MOS is on another scale (:func:`common_scale`), they are not
+    rescaled to it: the correlations are scale-free, and RMSE is NaN.
+    """
     if len(names) < 2:
         raise IqabenchError(f"{table.name} {subset}: {len(names)} image(s); need at least 2 to "
                             "correlate")
@@ -167,7 +214,7 @@ def score_images(model: torch.nn.Module, table, names: Sequence[str], cache,
                   settings.batch_size, device=settings.device, amp_dtype=settings.amp_dtype,
                   channels_last=settings.channels_last)
     pred = unit_to_mos(label_to_unit(raw, settings.label_scale, settings.label_range),
-                       table.mos_range)
+                       settings.label_range)
     rows = table.frame.set_index(table.frame["name"].astype(str)).loc[list(names)]
     frame = pd.DataFrame({
         "dataset": table.name, "subset": subset, "name": list(names),
@@ -177,6 +224,10 @@ def score_images(model: torch.nn.Module, table, names: Sequence[str], cache,
     if "group" in rows:
         frame["group"] = rows["group"].to_numpy()
     metrics = metrics_of(frame["pred"].to_numpy(), frame["mos"].to_numpy(), logistic, n_boot)
+    note = scale_note(settings, table)
+    if note:
+        metrics["rmse"] = float("nan")
+        log.info("%s %s: %s", table.name, subset, note)
     return frame, metrics
 
 
@@ -248,18 +299,32 @@ def eval_dataset(cfg: EvalConfig) -> tuple[str, str | None]:
 def checkpoint_settings(cfg: EvalConfig, model: torch.nn.Module, ckpt: dict,
                         device: torch.device) -> ScoreSettings:
     """How ``iqabench eval`` scores ``ckpt``: ``cfg``'s crops, batch and precision where
-    given, else those the run was tested with; the label units the checkpoint was trained in."""
-    trained = ckpt.get("config") or {}
+    given, else the checkpoint's protocol (those the run was tested with); the label
+    units and scale the checkpoint was trained in."""
+    info = scoring_info(ckpt)
     return ScoreSettings(
-        crop_mode=cfg.eval_crop_mode or trained.get("eval_crop_mode", "grid"),
-        n_crops=cfg.eval_crops or trained.get("eval_crops", 25),
+        crop_mode=cfg.eval_crop_mode or info.crop_mode,
+        n_crops=cfg.eval_crops or info.n_crops,
         crop_size=model.config.input_size,
-        batch_size=cfg.eval_batch_size or trained.get("eval_batch_size", 32),
+        batch_size=cfg.eval_batch_size or info.batch_size,
         device=str(device), amp_dtype=resolve_amp(cfg.amp, device),
         channels_last=cfg.channels_last,
-        label_scale=ckpt.get("label_scale", trained.get("label_scale", "unit")),
-        label_range=tuple(ckpt.get("label_range", (0.0, 1.0))),
+        label_scale=info.label_scale,
+        label_range=info.label_range,
+        label_dataset=info.dataset,
     )
+
+
+def check_has_mos(dataset: str, root: str | None) -> None:
+    """A ``csv`` dataset without a ``mos`` column cannot be evaluated: say to predict."""
+    if dataset != "csv" or not root or not Path(root).is_file():
+        return
+    with open(root, newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    if "mos" not in [h.strip() for h in header]:
+        raise IqabenchError(f"{root} has no 'mos' column: eval correlates scores with MOS; to "
+                            f"score images without MOS run `iqabench predict {root} "
+                            "--checkpoint CKPT`")
 
 
 def evaluate_checkpoint(cfg: EvalConfig, progress: bool = False) -> EvalResult:
@@ -280,6 +345,7 @@ def evaluate_checkpoint(cfg: EvalConfig, progress: bool = False) -> EvalResult:
         model = compile_for_inference(model)
     settings = checkpoint_settings(cfg, model, ckpt, device)
     dataset, root = eval_dataset(cfg)
+    check_has_mos(dataset, root)
     table = load_dataset(dataset, root)
     names = sorted(table.frame["name"].astype(str))
     subset = "all"
@@ -299,6 +365,9 @@ def evaluate_checkpoint(cfg: EvalConfig, progress: bool = False) -> EvalResult:
                         "score only its test images")
     if cfg.limit:
         names = sorted(pd.Series(names).sample(n=min(cfg.limit, len(names)), random_state=cfg.seed))
+    note = scale_note(settings, table)
+    if note:
+        warnings.append(note)
     for message in warnings:
         log.warning("%s", message)
     cache = ImageCache.build(table, names=names, progress=progress,
@@ -320,6 +389,7 @@ def evaluate_checkpoint(cfg: EvalConfig, progress: bool = False) -> EvalResult:
                       warnings=warnings)
 
 
-__all__ = ["EvalResult", "ScoreSettings", "checkpoint_settings", "crops_per_image",
-           "eval_dataset", "evaluate_checkpoint", "label_to_unit", "metrics_of", "predict",
-           "score_images", "unit_to_mos"]
+__all__ = ["EvalResult", "ScoreSettings", "check_has_mos", "checkpoint_settings", "common_scale",
+           "crops_per_image", "eval_dataset", "evaluate_checkpoint", "label_to_unit",
+           "metrics_of", "predict", "predict_crops", "scale_note", "score_images",
+           "unit_to_mos"]

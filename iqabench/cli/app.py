@@ -8,11 +8,12 @@ import sys
 
 import typer
 
-from iqabench.cli import compare, data, eval, profile, train, weights
+from iqabench.cli import compare, data, eval, export, predict, profile, train, weights
 from iqabench.errors import IqabenchError
 
 app = typer.Typer(
-    help="Benchmark no-reference IQA models around Hyper-IQA: train, eval, profile, compare.",
+    help="Benchmark no-reference IQA models around Hyper-IQA: train, eval, predict, profile, "
+         "compare.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -20,6 +21,8 @@ app = typer.Typer(
 app.command("train")(train.train)
 app.command("summary")(train.summary)
 app.command("eval")(eval.evaluate)
+app.command("predict")(predict.predict)
+app.command("export")(export.export)
 app.command("profile")(profile.profile)
 app.command("compare")(compare.compare)
 app.add_typer(data.app, name="data")

@@ -50,7 +50,8 @@ def evaluate(**values) -> None:
     for key in ("srcc", "plcc", "krcc", "rmse"):
         low, high = m.get(f"{key}_ci_low"), m.get(f"{key}_ci_high")
         ci = f"{low:.4f}-{high:.4f}" if low is not None and low == low else ""
-        table.add_row(key.upper(), f"{m[key]:.4f}", ci)
+        value = f"{m[key]:.4f}" if m[key] == m[key] else "n/a (needs a common scale)"
+        table.add_row(key.upper(), value, ci)
     if cfg.logistic:
         table.add_row(f"PLCC (logistic {cfg.logistic})", f"{m['plcc_logistic']:.4f}", "")
     Console().print(table)

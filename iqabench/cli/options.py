@@ -157,6 +157,9 @@ FLAGS: dict[str, Flag] = {
     # compare
     "profile": Flag("profile", "'iqabench profile --out' folder or its profile.csv; repeat "
                     "for several.", None, Optional[list[Path]]),
+    "label": Flag("label", "Short name of a run in tables and figures, as NAME=RUN (RUN as "
+                  "given); repeat. Default: derived, e.g. 'lite0 · multiscale · L1+2·rank'.",
+                  None, Optional[list[str]]),
     "baseline_run": Flag("baseline_run", "Run every other run is tested against (default: the "
                          "first RUN).", None, Optional[Path]),
     "baseline": Flag("baseline", "Gate: a metrics.csv from an earlier 'compare --out'; exit 1 "
@@ -167,7 +170,15 @@ FLAGS: dict[str, Flag] = {
                    "and plcc).", None, Optional[list[Literal["srcc", "plcc", "krcc"]]]),
     "pca_limit": Flag("pca_limit", "Test images per run in the weight PCA plot (0 skips it).",
                       200, int),
-    "plots": Flag("plots", "Draw the PNG plots (with --out).", True, bool),
+    "plots": Flag("plots", "Draw the plots, PNG and PDF (with --out).", True, bool),
+    # predict
+    "format": Flag("format", "Rows as CSV (path,score,crop_std) or JSON lines.", "csv",
+                   Literal["csv", "jsonl"]),
+    # weights import-hyperiqa
+    "layout": Flag("layout", "Key layout of the file: auto (detect), official (SSL92/hyperIQA) "
+                   "or pyiqa.", "auto", Literal["auto", "official", "pyiqa"]),
+    "label_range": Flag("label_range", "MOS scale LO HI the weights were trained on (their "
+                        "output scale; KonIQ-10k: 0 100).", REQUIRED, tuple[float, float]),
     # data
     "mos_range": Flag("mos_range", "MOS scale LO HI of a 'csv' dataset (default: the data's "
                       "min and max).", None, Optional[tuple[float, float]]),

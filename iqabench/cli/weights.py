@@ -9,9 +9,11 @@ from typing import Annotated
 import typer
 
 from iqabench.cli import options
+from iqabench.errors import IqabenchError
 
 app = typer.Typer(
-    help="Weight files for offline use: convert EfficientNet-Lite, check a backbone file.",
+    help="Weight files: convert EfficientNet-Lite, check a backbone file, import published "
+         "Hyper-IQA weights.",
     no_args_is_help=True,
 )
 
@@ -58,3 +60,30 @@ def check(
     model = create_features_model(backbone, input_size=values["input_size"], weights=file)
     typer.echo(f"ok: {file} fits {backbone} ({len(model.state_dict())} backbone tensors "
                f"loaded, classifier/head tensors ignored)")
+
+
+@app.command("import-hyperiqa")
+@options.takes("layout", "label_range", "out", "force",
+               help={"out": "The iqabench checkpoint to write (.pt); required.",
+                     "force": "Overwrite --out if it exists."})
+def import_hyperiqa(
+    file: Annotated[Path, typer.Argument(
+        help="A published Hyper-IQA state dict (SSL92/hyperIQA koniq_pretrained.pkl, pyiqa "
+             ".pth, or .safetensors).")],
+    **values,
+) -> None:
+    """Turn published Hyper-IQA weights into an iqabench checkpoint for eval and predict.
+
+    The model is the original: ResNet-50, hyper network on the last stage, 25 crops
+    (a 5x5 grid) of 224 px, ImageNet normalisation. Its scores are on --label-range, the
+    raw MOS scale it was trained on (the original trains on raw MOS).
+    """
+    from iqabench.checkpoint import import_hyperiqa as run_import
+
+    if values["out"] is None:
+        raise IqabenchError("pass --out CKPT.pt, the checkpoint to write")
+    out, layout = run_import(file, values["out"], values["label_range"],
+                             layout=values["layout"], force=values["force"])
+    lo, hi = values["label_range"]
+    typer.echo(f"wrote {out} ({layout} layout; scores on {lo:g}-{hi:g}); use it with "
+               f"iqabench predict IMAGES --checkpoint {out}")

@@ -379,13 +379,19 @@ def detect_hyperiqa_layout(keys: list[str]) -> str:
                         f"SSL92/hyperIQA or pyiqa keys); first keys: {_show(keys)}")
 
 
-def load_hyperiqa_state_dict(model: nn.Module,
-                             state_dict_or_path: Mapping | str | Path) -> str:
+#: ``layout`` names :func:`load_hyperiqa_state_dict` takes besides the detected ones.
+LAYOUT_ALIASES = {"auto": None, "official": "original"}
+
+
+def load_hyperiqa_state_dict(model: nn.Module, state_dict_or_path: Mapping | str | Path,
+                             layout: str = "auto") -> str:
     """Load a whole Hyper-IQA checkpoint in any known layout into ``model``.
 
     Accepts a path or an in-memory dict (also wrapped under ``state_dict``/``model``/
-    ``params``). The layout is detected from the keys, mapped onto iqabench names and
-    checked key by key and shape by shape before loading. Returns the layout name.
+    ``params``). The layout is detected from the keys (``layout="auto"``) or named
+    (``"official"``/``"original"``: SSL92/hyperIQA, ``"pyiqa"``, ``"iqabench"``; a file
+    whose keys are of another layout is refused), mapped onto iqabench names and checked
+    key by key and shape by shape before loading. Returns the layout name.
     """
     if isinstance(state_dict_or_path, (str, Path)):
         what = f"Hyper-IQA checkpoint {state_dict_or_path}"
@@ -393,7 +399,14 @@ def load_hyperiqa_state_dict(model: nn.Module,
     else:
         what = "Hyper-IQA checkpoint"
         source = unwrap_state_dict(state_dict_or_path, source="checkpoint")
-    layout = detect_hyperiqa_layout(list(source))
+    wanted = LAYOUT_ALIASES.get(layout, layout)
+    if wanted is not None and wanted not in HYPERIQA_LAYOUTS:
+        raise IqabenchError(f"--layout {layout!r}: use auto, official, pyiqa or iqabench")
+    detected = detect_hyperiqa_layout(list(source))
+    if wanted is not None and wanted != detected:
+        raise IqabenchError(f"{what} has {detected} keys, not the {layout} layout asked for "
+                            f"(first keys: {_show(list(source))}); try --layout auto")
+    layout = detected
     mapper = HYPERIQA_LAYOUTS[layout][1]
     target = model.state_dict()
     mapped: StateDict = {}
@@ -416,6 +429,7 @@ __all__ = [
     "convert_lite",
     "detect_hyperiqa_layout",
     "is_download_failure",
+    "LAYOUT_ALIASES",
     "lite_wheel_file",
     "load_backbone_weights",
     "load_hyperiqa_state_dict",

@@ -69,3 +69,123 @@ def test_check_reports_a_bad_file_as_one_line(tmp_path, monkeypatch, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert "layer1.0.conv1.weight" in lines[0] and "bad.pth" in lines[0]
+
+
+# ------------------------------------------------------------- import-hyperiqa
+# Foreign key names from the two projects' model code (tests/models/test_weights.py).
+
+from iqabench import checkpoint as checkpoint_api  # noqa: E402
+from iqabench.config import HyperIQAConfig  # noqa: E402
+from iqabench.models.hyperiqa import HyperIQA  # noqa: E402
+
+
+def _foreign(state: dict, layout: str) -> dict:
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "models"))
+    try:
+        from test_weights import _to_original, _to_pyiqa
+    finally:
+        sys.path.pop(0)
+    if layout == "official":
+        return {_to_original(k): v for k, v in state.items()}
+    return {"params": {_to_pyiqa(k): v for k, v in state.items()}}  # pyiqa wraps in "params"
+
+
+def _images(folder, n=3, size=(70, 60)):
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return sorted(folder.glob("*.png"))
+
+
+def _python_path_scores(config: HyperIQAConfig, file, paths, crop_mode: str, crops: int):
+    """The Python loader path: build the model, load the file, crop and average."""
+    import numpy as np
+
+    from iqabench.evaluation import predict
+    from iqabench.scoring import decode_image
+
+    model = HyperIQA(config).eval()
+    weights_api.load_hyperiqa_state_dict(model, file)
+    with torch.no_grad():  # the original's ImageNet normalisation (resnet50's own; test_resnet
+        model.mean.copy_(torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))  # has 0.5s)
+        model.std.copy_(torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+    cache = {str(p): decode_image(p, None, config.input_size) for p in paths}
+    return np.asarray(predict(model, cache, list(cache), crop_mode, crops, config.input_size,
+                              batch_size=25))
+
+
+@pytest.mark.parametrize("layout", ["official", "pyiqa"])
+def test_import_hyperiqa_scores_as_the_python_loader(layout, tmp_path, monkeypatch):
+    """Small stand-in for ResNet-50 (same key names) so the 25-crop protocol runs fast."""
+    import pandas as pd
+
+    small = HyperIQAConfig(backbone="test_resnet", input_size=64, init="original")
+    monkeypatch.setattr(checkpoint_api, "HYPERIQA_MODEL", small)
+    torch.manual_seed(7)
+    source = {k: v.clone() for k, v in HyperIQA(small).state_dict().items()}
+    file = tmp_path / ("koniq_pretrained.pkl" if layout == "official" else "hyperiqa.pth")
+    torch.save(_foreign(source, layout), file)
+    out = tmp_path / "imported.pt"
+    result = runner.invoke(app, ["weights", "import-hyperiqa", str(file), "--layout", layout,
+                                 "--label-range", "0", "100", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    ckpt = checkpoint_api.read_checkpoint(out)
+    assert ckpt["label_range"] == [0.0, 100.0] and ckpt["label_scale"] == "raw"
+    assert ckpt["protocol"]["crop_mode"] == "grid" and ckpt["protocol"]["crops"] == 25
+    assert ckpt["protocol"]["mean"] == [0.485, 0.456, 0.406]
+    assert ckpt["model_config"]["hyper_input"] == "last"
+    paths = _images(tmp_path / "imgs")
+    scored = runner.invoke(app, ["predict", str(tmp_path / "imgs"), "--checkpoint", str(out),
+                                 "--out", str(tmp_path / "s.csv"), "--quiet"])
+    assert scored.exit_code == 0, scored.output
+    rows = pd.read_csv(tmp_path / "s.csv")
+    assert list(rows["path"]) == [str(p) for p in paths]
+    expected = _python_path_scores(small, file, paths, "grid", 25)
+    assert rows["score"].to_numpy() == pytest.approx(expected, abs=1e-5)
+
+
+def test_import_hyperiqa_refuses_the_wrong_layout_and_existing_out(tmp_path):
+    small = HyperIQAConfig(backbone="test_resnet", input_size=64)
+    file = tmp_path / "w.pth"
+    torch.save(_foreign(HyperIQA(small).state_dict(), "pyiqa"), file)
+    result = runner.invoke(app, ["weights", "import-hyperiqa", str(file), "--layout", "official",
+                                 "--label-range", "0", "1", "--out", str(tmp_path / "x.pt")])
+    assert isinstance(result.exception, IqabenchError)
+    assert "has pyiqa keys, not the official layout" in str(result.exception)
+    for args, message in ((["--label-range", "5", "1", "--out", "x.pt"], "LO must be below HI"),
+                          (["--label-range", "0", "1"], "pass --out")):
+        bad = runner.invoke(app, ["weights", "import-hyperiqa", str(file), *args])
+        assert isinstance(bad.exception, IqabenchError) and message in str(bad.exception)
+    (tmp_path / "taken.pt").write_text("mine")
+    taken = runner.invoke(app, ["weights", "import-hyperiqa", str(file), "--label-range", "0",
+                                "1", "--out", str(tmp_path / "taken.pt")])
+    assert "--force" in str(taken.exception) and (tmp_path / "taken.pt").read_text() == "mine"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["official", "pyiqa"])
+def test_import_hyperiqa_resnet50_through_predict(layout, tmp_path):
+    """The real architecture (ResNet-50 at 224), one center crop per image to stay quick."""
+    import pandas as pd
+
+    torch.manual_seed(8)
+    config = checkpoint_api.HYPERIQA_MODEL
+    file = tmp_path / "weights.pth"
+    torch.save(_foreign(HyperIQA(config).state_dict(), layout), file)
+    out = tmp_path / "imported.pt"
+    result = runner.invoke(app, ["weights", "import-hyperiqa", str(file), "--label-range", "0",
+                                 "100", "--out", str(out)])
+    assert result.exit_code == 0 and f"{'original' if layout == 'official' else layout} layout" \
+        in result.output, result.output
+    assert checkpoint_api.read_checkpoint(out)["model_config"]["backbone"] == "resnet50"
+    paths = _images(tmp_path / "imgs", n=2, size=(230, 250))
+    scored = runner.invoke(app, ["predict", *map(str, paths), "--checkpoint", str(out),
+                                 "--eval-crop-mode", "center", "--out", str(tmp_path / "s.csv"),
+                                 "--quiet", "--device", "cpu"])
+    assert scored.exit_code == 0, scored.output
+    expected = _python_path_scores(config, file, paths, "center", 1)
+    assert pd.read_csv(tmp_path / "s.csv")["score"].to_numpy() == pytest.approx(expected, abs=1e-4)

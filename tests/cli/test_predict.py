@@ -1,0 +1,127 @@
+"""`iqabench predict`: one image, folders with bad files, empty folders, missing paths,
+globs and list files, CSV/JSON-lines output, and the stdout table."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from iqabench.cli.app import app, main
+from iqabench.errors import IqabenchError
+from iqabench.scoring import load_scorer
+from test_scoring import write_checkpoint  # tests/ is on sys.path (its conftest)
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    write_checkpoint(path, label_range=(0.0, 5.0), crops=4, batch=8)
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """photos/: 3 good images (one in a subfolder, one JPEG), a truncated JPEG, a text
+    file with an image name, and notes.txt."""
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    (root / "sub").mkdir()
+    for name in ("a.png", "sub/b.PNG", "c.jpg"):
+        Image.fromarray(rng.integers(0, 256, (40, 44, 3), dtype=np.uint8)).save(root / name)
+    data = (root / "c.jpg").read_bytes()
+    (root / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (root / "fake.jpg").write_text("a text file named like an image")
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def invoke(*args):
+    return runner.invoke(app, ["predict", *map(str, args)])
+
+
+def test_one_image_prints_a_table_on_the_label_scale(ckpt, photos):
+    result = invoke(photos / "a.png", "--checkpoint", ckpt, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    expected = load_scorer(ckpt, device="cpu")(photos / "a.png")
+    assert "a.png" in result.stdout and f"{expected:.4f}" in result.stdout
+    assert "0-5 scale" in result.stdout
+    assert "4 grid crop(s) of 32 px" in result.stderr  # the checkpoint's protocol
+
+
+def test_folder_with_bad_files_scores_the_good_ones_and_names_the_bad(ckpt, photos, tmp_path):
+    out = tmp_path / "scores.csv"
+    result = invoke(photos, "--checkpoint", ckpt, "--out", out)
+    assert isinstance(result.exception, IqabenchError) and result.exit_code == 1
+    assert "2 input(s) not scored" in str(result.exception) and "--skip-bad" in str(result.exception)
+    rows = pd.read_csv(out)
+    assert list(rows.columns) == ["path", "score", "crop_std"]
+    assert sorted(rows["path"].map(lambda p: p.split("photos")[-1][2:])) == ["a.png", "c.jpg",
+                                                                            "sub/b.PNG"]
+    assert rows["score"].between(0, 5).all() and (rows["crop_std"] > 0).all()
+    err = " ".join(result.stderr.split())
+    assert "truncated.jpg: not a readable image (image file is truncated" in err
+    assert "fake.jpg: not a readable image (cannot identify image file" in err
+    assert "ignored 1 file(s) without an image extension" in err and "notes.txt" in err
+    again = invoke(photos, "--checkpoint", ckpt, "--out", out, "--skip-bad", "--force")
+    assert again.exit_code == 0, again.output
+    assert "not scored:" in again.stderr  # still listed
+    exists = invoke(photos, "--checkpoint", ckpt, "--out", out, "--skip-bad")
+    assert isinstance(exists.exception, IqabenchError) and "--force" in str(exists.exception)
+
+
+@pytest.mark.parametrize("what", ["empty", "missing", "only_bad"])
+def test_nothing_to_score_is_one_line(ckpt, photos, tmp_path, monkeypatch, capsys, what):
+    target = {"empty": tmp_path / "empty", "missing": tmp_path / "nope.jpg",
+              "only_bad": photos / "truncated.jpg"}[what]
+    (tmp_path / "empty").mkdir()
+    monkeypatch.delenv("IQABENCH_DEBUG", raising=False)
+    monkeypatch.setattr(sys, "argv", ["iqabench", "predict", str(target), "--checkpoint",
+                                      str(ckpt), "--quiet"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "Traceback" not in "".join(lines)
+    assert {"empty": "holds no image file", "missing": "no such file or folder",
+            "only_bad": "nothing could be scored"}[what] in lines[-1]
+    assert str(target.name) in "".join(lines)
+
+
+def test_globs_list_files_jsonl_and_overrides(ckpt, photos, tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# my photos\n{photos / 'a.png'}\n\n{photos / 'sub' / 'b.PNG'}\n")
+    out = tmp_path / "scores.jsonl"
+    result = invoke(listing, str(photos / "*.png"), "--checkpoint", ckpt, "--format", "jsonl",
+                    "--out", out, "--eval-crop-mode", "center")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["path"].rsplit("/", 1)[-1] for r in rows] == ["a.png", "b.PNG"]  # a.png once
+    assert all(r["crop_std"] == 0 for r in rows)  # one center crop
+    center = load_scorer(ckpt, device="cpu", crop_mode="center")
+    assert rows[0]["score"] == pytest.approx(center(photos / "a.png"), abs=1e-6)
+    assert "1 center crop(s)" in result.stderr
+    csv_list = tmp_path / "images.csv"
+    csv_list.write_text(f"path,note\n{photos / 'c.jpg'},x\nmissing.png,y\n")
+    partly = invoke(csv_list, "--checkpoint", ckpt, "--skip-bad")
+    assert partly.exit_code == 0 and "c.jpg" in partly.stdout
+    assert "missing.png: listed in" in " ".join(partly.stderr.split())
+
+
+def test_many_images_without_out_stream_csv_to_stdout(ckpt, tmp_path):
+    rng = np.random.default_rng(1)
+    for i in range(21):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+            tmp_path / f"{i:02d}.png")
+    result = invoke(tmp_path, "--checkpoint", ckpt, "--eval-crops", "1", "--quiet")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "path,score,crop_std" and len(lines) == 22
+    assert lines[1].split(",")[0].endswith("00.png")
