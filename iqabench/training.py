@@ -96,6 +96,7 @@ from iqabench.checkpoint import (
     read_checkpoint,
     restore_training_state,
     save_checkpoint,
+    scoring_state,
     training_state,
 )
 from iqabench.config import TrainConfig
@@ -263,7 +264,8 @@ def train_epochs(cfg: TrainConfig, round_: int, run_dir: Path, parts: TrainParts
                 save_epoch(run_dir, training_state(
                     cfg, parts.model, parts.optimizer, parts.scheduler, parts.scaler,
                     epoch=epoch + 1, best_val=state.best_val, best_epoch=state.best_epoch,
-                    label_range=data.table.mos_range, round_=round_), row, improved)
+                    label_range=data.table.mos_range, round_=round_,
+                    resize=data.table.resize), row, improved)
                 bar.epoch_done(row["val_srcc"])
                 _log_epoch(cfg, row, improved)
             ctx.barrier()
@@ -442,10 +444,11 @@ def track_best(state: TrainProgress, row: dict, has_val: bool = True
 
 
 def save_epoch(run_dir: Path, state: dict, row: dict, improved: bool) -> None:
-    """best.pt (when ``improved``), the log row, then last.pt: an epoch counts as done
-    once last.pt holds it (a resumed run drops log rows past it)."""
+    """best.pt (when ``improved``: the weights and what scoring needs, no optimiser or
+    RNG state), the log row, then last.pt (the whole state, for resuming): an epoch counts
+    as done once last.pt holds it (a resumed run drops log rows past it)."""
     if improved:
-        save_checkpoint(state, run_dir / runfolder.BEST)
+        save_checkpoint(scoring_state(state), run_dir / runfolder.BEST)
     runfolder.append_log(run_dir, row)
     save_checkpoint(state, run_dir / runfolder.LAST)
 
