@@ -14,7 +14,8 @@ import torch
 
 from iqabench import runfolder
 from iqabench.analysis.loading import load_run
-from iqabench.compare import compare, weight_sample, weight_samples
+import iqabench.compare as compare_module
+from iqabench.compare import DESIGN_BACKBONES, NO_PROFILE, compare, weight_sample, weight_samples
 from iqabench.data import load_dataset
 from iqabench.errors import IqabenchError
 from iqabench.models.hyperiqa import build_model
@@ -23,6 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fake_runs as fr  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def runs_backbones_only(monkeypatch):
+    """The design card lists the runs' backbones only (ResNet-50 and Swin-T cost ~20 s
+    to trace); the test of those rows puts them back."""
+    monkeypatch.setattr(compare_module, "DESIGN_BACKBONES", ())
 
 
 @pytest.fixture
@@ -59,14 +67,16 @@ def test_compare_refuses_unknown_metrics_and_too_few_resamples(runs):
 def test_tables_and_report_are_written(runs, tmp_path):
     out = tmp_path / "out"
     comp = compare(runs, out=out, n_boot=200, plots=False)
-    for name in ("backbones", "ablation", "alpha_sweep", "paired"):
+    for name in ("design_card", "runs", "ablation", "alpha_sweep", "paired"):
         assert (out / f"{name}.md").read_text().startswith("## ")
         assert len(pd.read_csv(out / f"{name}.csv")) > 0
+        assert (out / f"{name}.tex").read_text().startswith("\\begin{table}")
     metrics = pd.read_csv(out / "metrics.csv")
     assert {"run", "dataset", "srcc", "plcc", "srcc_mean", "srcc_std"} <= set(metrics.columns)
     assert len(metrics) == len(comp.summary)
     report = (out / "report.md").read_text()
     assert "Paired comparison against the baseline run" in report and "(baseline)" in report
+    assert report.index("## Design card") < report.index("## Runs") < report.index("## Ablation")
     assert sorted(comp.files) == sorted(p for p in out.iterdir() if p.name != ".iqabench-compare-files")
 
 
@@ -74,13 +84,35 @@ def test_plots_are_listed_in_files_and_report_and_skips_are_noted(runs, tmp_path
     out = tmp_path / "out"
     comp = compare(runs, out=out, n_boot=200, pca_limit=20)
     pngs = [p for p in comp.files if p.suffix == ".png"]
-    assert {"val_curves_synthetic.png", "dataflow_test-resnet.png"} <= {p.name for p in pngs}
+    assert {"curves_synthetic.png", "scatter.png", "dataflow_test-resnet.png"} <= {
+        p.name for p in pngs}
+    assert all(p.with_suffix(".pdf") in comp.files for p in pngs)
     report = (out / "report.md").read_text()
-    assert all(f"({p.name})" in report for p in pngs)
+    assert all(f"({p.name})" in report and f"({p.stem}.pdf)" in report for p in pngs)
     assert any("best.pt not found" in n for n in comp.notes)  # fake runs have no checkpoint
     assert "weight PCA skipped for" in report
     comp = compare(runs[:1], out=tmp_path / "none", n_boot=200, pca_limit=0)
     assert "--pca-limit 0: weight PCA skipped" in comp.notes
+
+
+@pytest.mark.slow
+def test_design_card_lists_resnet50_and_swin_t_with_counted_params(runs, monkeypatch,
+                                                                   tmp_path):
+    """Without --profile: params and GFLOPs counted for every row, latency says why."""
+    monkeypatch.setattr(compare_module, "DESIGN_BACKBONES", DESIGN_BACKBONES)
+    out = tmp_path / "out"
+    compare(runs, out=out, n_boot=100, plots=False)
+    card = pd.read_csv(out / "design_card.csv")
+    assert {"resnet50", "swin_tiny_patch4_window7_224"} <= set(card["backbone"])
+    assert card["params_m"].notna().all() and card["gflops"].notna().all()
+    resnet = card.set_index(["backbone", "hyper_input"]).loc[("resnet50", "last")]
+    assert round(resnet["params_m"], 2) == 27.38 and resnet["input_size"] == 224
+    shown = (out / "design_card.md").read_text()
+    row = next(line for line in shown.splitlines() if line.startswith("| resnet50 ")
+               and "| last " in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == "27.38" and cells[5] == NO_PROFILE
+    assert "no run (no ImageNet weights offline)" in cells
 
 
 def test_weight_pca_skips_with_a_note_when_no_checkpoint(runs):
@@ -118,12 +150,12 @@ def test_overwrite_removes_only_the_previous_compares_own_files(tmp_path, images
     out = tmp_path / "out"
     compare([a, b], out=out, n_boot=100)
     first = {f.name for f in out.iterdir()}
-    b_files = {name for name in first if "rank" in name and name.endswith(".png")}
-    assert b_files, first  # the second run has plots of its own
+    b_files = {name for name in first if name.startswith(("alpha_sweep.", "paired."))}
+    assert len(b_files) == 6, first  # tables that only exist with the second run
     (out / "notes.md").write_text("the user's own file")
     compare([a], out=out, n_boot=100, overwrite=True)
     second = {f.name for f in out.iterdir()}
-    assert not b_files & second  # plots of the run no longer compared are gone
+    assert not b_files & second  # tables of the run no longer compared are gone
     assert "notes.md" in second and "report.md" in second
     assert (out / ".iqabench-compare-files").read_text().split() == sorted(second - {
         "notes.md", ".iqabench-compare-files"})

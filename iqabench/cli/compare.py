@@ -20,11 +20,12 @@ def _command_line() -> str:
     return shlex.join(["iqabench", *sys.argv[1:]])
 
 
-@options.takes("profile", "baseline_run", "out", "baseline", "max_drop", "metric", "n_boot",
-               "seed", "pca_limit", "plots", "force",
-               help={"out": "Folder for the Markdown/CSV tables, PNG plots and report.md (new or "
-                            "empty, or --force).",
-                     "n_boot": "Bootstrap resamples for the paired test (at least 100).",
+@options.takes("profile", "baseline_run", "label", "out", "baseline", "max_drop", "metric",
+               "n_boot", "seed", "pca_limit", "plots", "force",
+               help={"out": "Folder for the tables (Markdown, CSV, LaTeX), plots (PNG, PDF) and "
+                            "report.md (new or empty, or --force).",
+                     "n_boot": "Bootstrap resamples for the paired test and the design card's "
+                               "intervals (at least 100).",
                      "seed": "Seed of the bootstrap and of the PCA image sample.",
                      "force": "Write into a non-empty --out: replace the files an earlier "
                               "compare wrote there (other files stay)."})
@@ -33,9 +34,11 @@ def compare(
         help="Run folders written by 'iqabench train' (a round, or a folder of round_XX/).")],
     **values,
 ) -> None:
-    """Compare runs: backbone, ablation and alpha tables, paired bootstrap tests against a
-    baseline run, plots (validation curves, scatter, weight PCA, hyper-input data flow),
-    and an optional regression gate."""
+    """Compare runs: the design card (params, GFLOPs, ms/image and test accuracy per
+    backbone and hyper input), runs, ablation and alpha tables, paired bootstrap tests
+    against a baseline run, plots (training curves, scatter, weight PCA, hyper-input data
+    flow), and an optional regression gate. Tables as Markdown, CSV and LaTeX; plots as
+    PNG and PDF."""
     from rich.console import Console
 
     from iqabench.compare import compare as run_compare
@@ -46,7 +49,7 @@ def compare(
     metric = values["metric"]
     metrics = tuple(metric) if metric else ("srcc", "plcc")
     result = run_compare(runs, profiles=values["profile"], baseline_run=values["baseline_run"],
-                         out=out, metrics=metrics, n_boot=values["n_boot"], seed=values["seed"],
+                         names=values["label"], out=out, metrics=metrics, n_boot=values["n_boot"], seed=values["seed"],
                          pca_limit=values["pca_limit"], baseline_file=baseline,
                          max_drop=max_drop, plots=values["plots"], overwrite=values["force"],
                          command=_command_line())

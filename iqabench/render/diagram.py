@@ -101,5 +101,5 @@ def plot_dataflow(diagrams: list[FlowDiagram], out: Path) -> Written:
                           fontsize=11)
         fig.suptitle(f"Data flow into the hyper network, {d.backbone} at {d.input_size} px: "
                      "tensor shapes from a forward pass of each variant (batch 1)", fontsize=13)
-        paths.append(save(fig, out / f"dataflow_{slug(d.backbone)}.png"))
+        paths += save(fig, out / f"dataflow_{slug(d.backbone)}.png")
     return Written(paths)

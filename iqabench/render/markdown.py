@@ -1,4 +1,5 @@
-"""``report.md``: how a comparison was made, its runs, every table, plot and note."""
+"""``report.md``: how a comparison was made, every table (the design card first, then
+the runs and their short names), every plot and note."""
 
 from __future__ import annotations
 
@@ -10,23 +11,22 @@ from iqabench.render.tables import markdown, tables
 
 def write_report(comp: Comparison, out: Path, plots: list[Path], commit: str,
                  date: str) -> Written:
-    """``out/report.md``: the command, code commit and date it was made with, the runs,
-    every table, the ``plots`` (PNGs next to it) and ``comp.notes``."""
+    """``out/report.md``: the command, code commit and date it was made with, every
+    table, the ``plots`` (PNGs shown, their PDFs linked) and ``comp.notes``."""
     made = [f"- command: `{comp.command}`"] if comp.command else []
-    made += [f"- iqabench commit: {commit}", f"- date: {date}"]
-    lines = ["# iqabench compare report", "", *made, "", "## Runs", "",
-             "| label | folder | rounds | trained on | epochs |", "|---|---|---|---|---|"]
-    for run in comp.runs:
-        mark = " (baseline)" if run is comp.baseline else ""
-        lines.append(f"| {run.label}{mark} | `{run.path}` | {len(run.rounds)} | "
-                     f"{run.train_dataset} | {run.epochs} |")
-    lines.append("")
+    made += [f"- iqabench commit: {commit}", f"- date: {date}",
+             f"- baseline of the paired tests: {comp.baseline.name}"]
+    lines = ["# iqabench compare report", "", *made, ""]
     for table in tables(comp):
         lines += [markdown(table), ""]
+    names = {p.name for p in plots}
     pngs = [p for p in plots if p.suffix == ".png"]
     if pngs:
         lines += ["## Plots", ""]
-        lines += [f"![{p.stem}]({p.name})\n" for p in pngs]
+        for p in pngs:
+            pdf = p.with_suffix(".pdf").name
+            also = f" ([PDF]({pdf}))" if pdf in names else ""
+            lines += [f"![{p.stem}]({p.name}){also}", ""]
     if comp.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in comp.notes] + [""]
     path = out / "report.md"

@@ -1,7 +1,9 @@
 """Report tables from a :class:`~iqabench.analysis.types.Comparison`.
 
-Every table is written twice, as CSV (numbers, for scripts) and Markdown (formatted,
-for reports), and can be printed with rich. Writers return what they wrote.
+Every table is written three times: CSV (numbers, for scripts), Markdown and LaTeX
+(booktabs; formatted, for reports), and can be printed with rich. Runs appear under
+their short names (``Run.name``); the runs table gives each name's full identity.
+Writers return what they wrote.
 """
 
 from __future__ import annotations
@@ -18,23 +20,28 @@ from rich.table import Table as RichTable
 
 from iqabench.analysis.types import MIN_COMMON_IMAGES, Comparison, Run, Written
 
-NOT_MEASURED = "not measured"
 #: Profile columns shown in profile.md (profile.csv keeps every column).
 PROFILE_COLUMNS = ("backbone", "hyper_input", "params_m", "gmacs", "gflops", "gmacs_per_image",
                    "thop_gmacs", "ms_per_patch", "ms_per_image", "images_per_s", "peak_mem_mb",
                    "device", "dtype", "batch_size", "input_size", "n_crops", "source")
 LOSS_NAMES = {"l1": "L1", "l1+rank": "L1 + α·rank", "rank": "rank only"}
+#: p-values below this print as ``<0.001``.
+P_FLOOR = 0.001
+#: Design-card accuracy cells of a variant without a run.
+NO_RUN, NO_WEIGHTS = "no run", "no ImageNet weights offline"
 
 
 @dataclass
 class Table:
-    """One report table: ``data`` goes to CSV, ``display`` to Markdown and the terminal."""
+    """One report table: ``data`` goes to CSV, ``display`` to Markdown, LaTeX and the
+    terminal; ``note`` reads before the table, ``footer`` (a finding) after it."""
 
     name: str  # file stem
     title: str
     note: str
     data: pd.DataFrame
     display: pd.DataFrame
+    footer: str = ""
 
 
 # --------------------------------------------------------------------------- formatting
@@ -49,6 +56,13 @@ def fmt(value, digits: int = 3, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
+def fmt_p(value) -> str:
+    """A p-value: three decimals, ``<0.001`` below that (never ``0.000``)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"<{P_FLOOR:g}" if float(value) < P_FLOOR else f"{float(value):.3f}"
+
+
 def mean_std(mean: float, std: float, rounds: int) -> str:
     if rounds < 2 or math.isnan(std):
         return f"{fmt(mean)} (1 round)"
@@ -60,40 +74,11 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-") or "run"
 
 
+def _interval(value: float, low: float, high: float) -> str:
+    return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
+
+
 # --------------------------------------------------------------------------- tables
-
-
-def _profile_row(profiles: pd.DataFrame | None, run: Run) -> pd.Series | None:
-    """The profile measurement of a run's variant: same backbone (and hyper input when
-    the profile records it), at the run's crop size when profiled at it; the first CUDA
-    row when there is one, else the first row. All rows stay in profile.md."""
-    if profiles is None or profiles.empty:
-        return None
-    match = profiles[profiles["backbone"].astype(str) == run.backbone]
-    if "hyper_input" in match.columns:
-        match = match[match["hyper_input"].astype(str) == run.hyper_input]
-    if "input_size" in match.columns and (match["input_size"] == run.input_size).any():
-        match = match[match["input_size"] == run.input_size]
-    if match.empty:
-        return None
-    if "device" in match.columns:
-        cuda = match[match["device"].astype(str).str.startswith("cuda")]
-        if not cuda.empty:
-            return cuda.iloc[0]
-    return match.iloc[0]
-
-
-def _measured_on(row: pd.Series) -> str:
-    """``cuda, bf16, batch 64, 224 px, 25 crops/image``: what the latency holds."""
-    parts = []
-    for key, before, after in (("device", "", ""), ("dtype", "", ""), ("batch_size", "batch ", ""),
-                               ("input_size", "", " px"), ("n_crops", "", " crops/image")):
-        if key in row.index and pd.notna(row[key]):
-            value = row[key]
-            if isinstance(value, (float, np.floating)) and float(value).is_integer():
-                value = int(value)  # CSV reads integer columns with gaps as float
-            parts.append(f"{before}{value}{after}")
-    return ", ".join(parts) or "?"
 
 
 def _summary_row(summary: pd.DataFrame | None, label: str, dataset: str) -> pd.Series | None:
@@ -109,44 +94,106 @@ def _value(row: pd.Series | None, key: str) -> float:
     return float(row[key])
 
 
-def backbone_table(comp: Comparison) -> Table:
-    """Params, compute and latency (from profile outputs) next to test SRCC/PLCC."""
+def _val_srcc(comp: Comparison, label: str) -> float:
+    frame = comp.validation[comp.validation["run"] == label]["val_srcc"].dropna()
+    return float(frame.median()) if len(frame) else -math.inf
+
+
+def _shown_run(comp: Comparison, labels: list[str]) -> str | None:
+    """The run whose test metrics a design-card row shows: the best median validation
+    SRCC among the variant's runs (the first when none has validation)."""
+    if not labels:
+        return None
+    return max(labels, key=lambda label: (_val_srcc(comp, label), -labels.index(label)))
+
+
+def design_table(comp: Comparison) -> Table | None:
+    """The design card: per backbone x hyper input, params, GFLOPs, ms/image and the
+    test SRCC/PLCC (with 95% intervals) of the variant's run chosen on validation.
+    Cells that could not be measured say why."""
+    design = comp.design
+    if design is None or design.empty:
+        return None
     datasets = comp.datasets()
-    summary = comp.summary.set_index(["run", "dataset"]) if not comp.summary.empty else None
+    intervals = (comp.intervals.set_index(["run", "dataset", "metric"])
+                 if comp.intervals is not None and not comp.intervals.empty else None)
+    timed = design[design["latency_why"] == ""]
+    settings = list(dict.fromkeys(timed["latency_setting"]))
+    ms_head = f"ms/image ({settings[0]})" if len(settings) == 1 else (
+        "ms/image (device dtype, crops)" if settings else "ms/image")
+    units = sorted(set(comp.intervals["unit"])) if intervals is not None else []
     data_rows, show_rows = [], []
-    for run in comp.runs:
-        prof = _profile_row(comp.profiles, run)
-        data = {"run": run.label, "backbone": run.backbone, "hyper_input": run.hyper_input,
-                "rounds": len(run.rounds)}
-        show = {"run": run.label, "backbone": run.backbone, "hyper input": run.hyper_input,
-                "rounds": len(run.rounds)}
-        for key, head, digits in (("params_m", "params (M)", 2), ("gmacs", "GMACs/patch", 3),
-                                  ("gflops", "GFLOPs/patch", 3), ("ms_per_image", "ms/image", 1)):
-            value = _value(prof, key)
-            data[key] = value
-            show[head] = NOT_MEASURED if math.isnan(value) else fmt(value, digits)
-        data["measured_on"] = _measured_on(prof) if prof is not None else ""
-        show["measured on"] = data["measured_on"] or NOT_MEASURED
+    for _, row in design.iterrows():
+        shown = _shown_run(comp, list(row["runs"]))
+        name = comp.name_of(shown) if shown else "—"
+        if shown and len(row["runs"]) > 1:
+            name += f" (best on val of {len(row['runs'])})"
+        ms = row["ms_per_image"]
+        ms_cell = row["latency_why"] or (fmt(ms, 1) if len(settings) == 1
+                                         else f"{fmt(ms, 1)} ({row['latency_setting']})")
+        data = {"backbone": row["backbone"], "hyper_input": row["hyper_input"],
+                "input_size": int(row["input_size"]), "params_m": row["params_m"],
+                "gflops": row["gflops"], "cost_why": row["cost_why"],
+                "ms_per_image": ms, "latency_setting": row["latency_setting"],
+                "latency_why": row["latency_why"], "run": shown or "",
+                "runs": ";".join(row["runs"])}
+        show = {"backbone": row["backbone"], "hyper input": row["hyper_input"],
+                "input (px)": str(int(row["input_size"])),
+                "params (M)": row["cost_why"] or fmt(row["params_m"], 2),
+                "GFLOPs/crop": row["cost_why"] or fmt(row["gflops"], 2),
+                ms_head: ms_cell, "run shown": name}
         for d in datasets:
             for m in ("srcc", "plcc"):
-                row = _summary_row(summary, run.label, d)
-                med, mean, std = (_value(row, k) for k in (m, f"{m}_mean", f"{m}_std"))
-                data.update({f"{d}_{m}_median": med, f"{d}_{m}_mean": mean, f"{d}_{m}_std": std})
-                show[f"{d} {m.upper()} median"] = fmt(med)
-                show[f"{d} {m.upper()} mean ± std"] = (
-                    "—" if row is None else mean_std(mean, std, int(row["rounds"])))
+                key = (shown, d, m)
+                if shown is None:
+                    cell = NO_RUN if row["weights_offline"] else f"{NO_RUN} ({NO_WEIGHTS})"
+                    value = low = high = math.nan
+                elif intervals is None or key not in intervals.index:
+                    cell, value, low, high = "not tested", math.nan, math.nan, math.nan
+                else:
+                    hit = intervals.loc[key]
+                    value, low, high = (float(hit[k]) for k in ("value", "ci_low", "ci_high"))
+                    cell = _interval(value, low, high)
+                data.update({f"{d}_{m}": value, f"{d}_{m}_ci_low": low,
+                             f"{d}_{m}_ci_high": high})
+                show[f"{d} {m.upper()} [95% CI]"] = cell
         data_rows.append(data)
         show_rows.append(show)
-    note = ("SRCC/PLCC per test set: median over rounds, and mean ± sample std over rounds, "
-            "recomputed from each round's predictions.csv. Params in millions, whole model. "
-            "GMACs: billions of multiply-accumulates for one patch at batch 1 (fvcore, as "
-            "`iqabench profile` counts them; profile.md lists any op it did not count and the "
-            "thop cross-check); GFLOPs: profile.csv's gflops column (2 FLOPs per MAC). "
-            "ms/image: the 'measured on' crops per image at that patch size, device, dtype and "
-            "batch (a patch is one crop). "
-            f"'{NOT_MEASURED}': no profile output given for that variant (--profile).")
-    return Table("backbones", "Backbones: cost and test accuracy", note,
-                 pd.DataFrame(data_rows), pd.DataFrame(show_rows))
+    unit = " and ".join(units) or "images"
+    note = ("One row per backbone × hyper input. Params: millions, whole model; GFLOPs: "
+            "2 × fvcore's multiply-accumulates for one crop of 'input' pixels at batch 1. Both "
+            "are counted by compare from a randomly initialised model (weights do not change "
+            "them), as `iqabench profile` counts them. ms/image: from the --profile outputs "
+            "(median forward time per crop × crops per image, on the device and dtype in the "
+            "header). SRCC/PLCC: the run shown (the variant's best run on validation), mean "
+            f"over its rounds, recomputed from predictions.csv; 95% bootstrap interval over "
+            f"test {unit} (test sampling, not training seeds). Cells without a number say why.")
+    return Table("design_card", "Design card: cost and test accuracy per backbone and hyper "
+                 "input", note, pd.DataFrame(data_rows), pd.DataFrame(show_rows))
+
+
+def runs_table(comp: Comparison) -> Table:
+    """Each run's short name with its full identity: folder, backbone, hyper input, loss,
+    alpha, seed, rounds, epochs and training data."""
+    data_rows, show_rows = [], []
+    for run in comp.runs:
+        alpha = run.alpha if run.loss == "l1+rank" else math.nan
+        data = {"name": run.name, "label": run.label, "path": str(run.path),
+                "baseline": run is comp.baseline, "backbone": run.backbone,
+                "hyper_input": run.hyper_input, "input_size": run.input_size, "loss": run.loss,
+                "alpha": alpha, "seed": run.config.seed, "rounds": len(run.rounds),
+                "epochs": run.epochs, "train_dataset": run.train_dataset}
+        data_rows.append(data)
+        show_rows.append({
+            "name": run.name + (" (baseline)" if run is comp.baseline else ""),
+            "folder": f"`{run.path}`", "backbone": run.backbone, "hyper input": run.hyper_input,
+            "input (px)": str(run.input_size), "loss": LOSS_NAMES.get(run.loss, run.loss),
+            "α": fmt(alpha, 2) if run.loss == "l1+rank" else "—",
+            "seed": str(run.config.seed), "rounds": str(len(run.rounds)),
+            "epochs": str(run.epochs), "trained on": run.train_dataset})
+    note = ("Short names used in every table and figure, and what each run is. The paired "
+            "table tests every run against the baseline.")
+    return Table("runs", "Runs", note, pd.DataFrame(data_rows), pd.DataFrame(show_rows))
 
 
 def _alpha_key(run: Run) -> float:
@@ -193,7 +240,7 @@ def ablation_table(comp: Comparison) -> Table:
                 "val_srcc_mean": v["val_srcc_mean"], "val_srcc_std": v["val_srcc_std"],
                 "val_plcc": v["val_plcc"],
                 "delta_val_srcc": delta, "reference": ref or ""}
-        show = {"run": run.label, "hyper input": run.hyper_input,
+        show = {"run": run.name, "hyper input": run.hyper_input,
                 "loss": LOSS_NAMES.get(run.loss, run.loss),
                 "α": fmt(run.alpha, 2) if run.loss == "l1+rank" else "—",
                 "val set": v["dataset"], "val SRCC median": fmt(v["val_srcc"]),
@@ -218,14 +265,37 @@ def ablation_table(comp: Comparison) -> Table:
                  pd.DataFrame(data_rows), pd.DataFrame(show_rows))
 
 
+def _alpha_finding(name: str, members: list[Run], val: dict[str, dict]) -> str:
+    """One sentence: which α the sweep chose among the ranking runs, and whether any
+    of them beat the L1 run (α = 0) on validation."""
+    ranked = [r for r in members if r.uses_rank and not math.isnan(val[r.label]["val_srcc"])]
+    l1 = [r for r in members if not r.uses_rank and not math.isnan(val[r.label]["val_srcc"])]
+    if not ranked:
+        return ""
+    best = max(ranked, key=lambda r: val[r.label]["val_srcc"])
+    alphas = ", ".join(f"{r.alpha:g}" for r in ranked)
+    chosen = (f"{name}: among α = {alphas} the sweep chose α = {best.alpha:g} "
+              f"(val SRCC {fmt(val[best.label]['val_srcc'])})")
+    if not l1:
+        return chosen + ", and there is no L1 run (α = 0) to compare with."
+    ref = val[l1[0].label]["val_srcc"]
+    beat = [r for r in ranked if val[r.label]["val_srcc"] > ref]
+    if not beat:
+        return (chosen + f", while L1 alone (α = 0, val SRCC {fmt(ref)}) scored at least as "
+                "well as every α: no α beat L1.")
+    return (chosen + f"; {len(beat)} of {len(ranked)} α values beat L1 alone (α = 0, val SRCC "
+            f"{fmt(ref)}).")
+
+
 def alpha_table(comp: Comparison) -> Table | None:
     """Validation SRCC/PLCC per ranking weight alpha (alpha 0 = the L1 run), per
-    backbone, hyper input and dataset; None when no run uses the ranking loss."""
+    backbone, hyper input and dataset; None when no run uses the ranking loss. The
+    footer says which alpha the sweep chose and whether any alpha beat L1."""
     swept = [r for r in comp.runs if r.loss in ("l1", "l1+rank")]
     if not any(r.loss == "l1+rank" for r in swept):
         return None
     val = _val_by_run(comp)
-    data_rows, show_rows = [], []
+    data_rows, show_rows, findings = [], [], []
     groups: dict[tuple, list[Run]] = {}
     for r in swept:
         groups.setdefault((r.backbone, r.hyper_input, r.train_dataset), []).append(r)
@@ -239,49 +309,57 @@ def alpha_table(comp: Comparison) -> Table | None:
             v = val[r.label]
             is_best = len(members) > 1 and not math.isnan(best) and v["val_srcc"] == best
             data_rows.append({"backbone": backbone, "hyper_input": hyper, "val_dataset": dataset,
-                              "alpha": r.alpha, "run": r.label, "rounds": v["rounds"],
+                              "alpha": r.alpha, "run": r.label, "name": r.name,
+                              "rounds": v["rounds"],
                               "val_srcc": v["val_srcc"], "val_srcc_mean": v["val_srcc_mean"],
                               "val_srcc_std": v["val_srcc_std"], "val_plcc": v["val_plcc"],
                               "best_on_val": is_best})
             show_rows.append({"backbone": backbone, "hyper input": hyper, "val set": dataset,
                               "α": fmt(r.alpha, 2) + (" (L1)" if not r.uses_rank else ""),
-                              "run": r.label, "val SRCC median": fmt(v["val_srcc"]),
+                              "run": r.name, "val SRCC median": fmt(v["val_srcc"]),
                               "val SRCC mean ± std": _val_mean_std(v),
                               "val PLCC median": fmt(v["val_plcc"]),
-                              "": "best on val" if is_best else ""})
+                              "best on val": "yes" if is_best else ""})
+        findings.append(_alpha_finding(f"{backbone} · {hyper} on {dataset}", members, val))
     note = ("Loss = L1 + α · pairwise ranking hinge; α = 0 is the plain L1 run. Best validation "
             "SRCC per round (median over rounds) and the PLCC at that epoch. Pick α here, "
             "never on test; with few rounds or small validation sets, neighbouring α values "
             "are rarely distinguishable.")
     return Table("alpha_sweep", "Ranking-loss weight α (validation)", note,
-                 pd.DataFrame(data_rows), pd.DataFrame(show_rows))
+                 pd.DataFrame(data_rows), pd.DataFrame(show_rows),
+                 footer=" ".join(f for f in findings if f))
 
 
 def paired_table(comp: Comparison) -> Table:
+    """Each variant against the baseline: difference, 95% interval, p-value, the
+    resampled unit and the reading."""
     data = comp.paired.copy()
+    data.insert(1, "name", [comp.name_of(v) for v in data["variant"]])
     rows = []
     for _, r in data.iterrows():
         ci = ("—" if math.isnan(r["ci_low"])
               else f"[{fmt(r['ci_low'], signed=True)}, {fmt(r['ci_high'], signed=True)}]")
-        rows.append({"variant": r["variant"], "test set": r["dataset"],
+        unit = r.get("unit", "")
+        rows.append({"variant": r["name"], "test set": r["dataset"],
                      "metric": r["metric"].upper(), "rounds": r["rounds"], "images": r["n_images"],
                      "baseline": fmt(r["baseline_value"]), "variant value": fmt(r["variant_value"]),
-                     "diff": fmt(r["diff"], signed=True),
-                     "95% CI": ci,
-                     "p": fmt(r["p_value"]), "significance": r["significance"], "note": r["note"]})
-    note = (f"Each variant minus the baseline `{comp.baseline.label}`, on the same test images "
+                     "diff": fmt(r["diff"], signed=True), "95% CI": ci, "p": fmt_p(r["p_value"]),
+                     "resampled": str(unit) if isinstance(unit, str) and unit else "—",
+                     "significance": r["significance"], "note": r["note"] or "—"})
+    note = (f"Each variant minus the baseline `{comp.baseline.name}`, on the same test images "
             "(aligned on dataset and image name, round k against round k). diff = mean over "
             "paired rounds of metric(variant) − metric(baseline); 95% interval from a paired "
-            "bootstrap that resamples rounds and, within each, images (both models scored on "
-            "the same resample). 'not significant': the interval contains 0, so these data "
-            "cannot support a difference. With 1 round the interval covers test-image "
-            "sampling only, not training randomness (seed, split): train several rounds "
-            "before crediting a recipe. 'not comparable': fewer than "
-            f"{MIN_COMMON_IMAGES} test images in common in every round.")
+            "bootstrap (both models scored on each resample); 'resampled' names the unit drawn "
+            "with replacement (content groups where the split is by content, else images). "
+            "'not significant': the interval contains 0, so these data cannot support a "
+            "difference. With 1 round the interval covers test sampling only, not training "
+            "randomness (seed, split): train several rounds before crediting a recipe. "
+            f"'not comparable': fewer than {MIN_COMMON_IMAGES} test images in common in every "
+            "round.")
     return Table("paired", "Paired comparison against the baseline run", note, data,
                  pd.DataFrame(rows, columns=["variant", "test set", "metric", "rounds", "images",
                                              "baseline", "variant value", "diff", "95% CI", "p",
-                                             "significance", "note"]))
+                                             "resampled", "significance", "note"]))
 
 
 def gate_table(comp: Comparison) -> Table | None:
@@ -309,31 +387,76 @@ def profile_table(comp: Comparison) -> Table | None:
 
 
 def tables(comp: Comparison) -> list[Table]:
-    """Every report table, in report order."""
+    """Every report table, in report order: the design card first, then the runs."""
     paired = paired_table(comp) if len(comp.runs) > 1 else None
-    found = [backbone_table(comp), ablation_table(comp), alpha_table(comp), paired,
-             profile_table(comp), gate_table(comp)]
+    found = [design_table(comp), runs_table(comp), ablation_table(comp), alpha_table(comp),
+             paired, profile_table(comp), gate_table(comp)]
     return [t for t in found if t is not None]
 
 
 def markdown(table: Table) -> str:
+    """``## title``, the note, the table (every column named), the footer."""
     body = ("(no rows)" if table.display.empty
             else table.display.to_markdown(index=False, disable_numparse=True))
-    return f"## {table.title}\n\n{table.note}\n\n{body}\n"
+    footer = f"\n{table.footer}\n" if table.footer else ""
+    return f"## {table.title}\n\n{table.note}\n\n{body}\n{footer}"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}"}
+_LATEX_UNICODE = {"α": r"$\alpha$", "Δ": r"$\Delta$", "±": r"$\pm$", "·": r"$\cdot$",
+                  "×": r"$\times$", "−": r"$-$", "—": "---", "–": "--", "→": r"$\to$",
+                  "≥": r"$\geq$", "≤": r"$\leq$", "<": r"$<$", ">": r"$>$"}
+
+
+def latex_escape(text: object) -> str:
+    """``text`` for a LaTeX cell: specials escaped, the Greek letters and symbols the
+    tables use in math mode, backticks dropped (pdflatex-safe)."""
+    out = []
+    for ch in str(text).replace("`", ""):
+        out.append(_LATEX_SPECIAL.get(ch) or _LATEX_UNICODE.get(ch) or ch)
+    return "".join(out)
+
+
+def latex(table: Table) -> str:
+    """The table as a booktabs ``table`` environment: caption = title, the note and
+    footer below the tabular in small type."""
+    frame = table.display
+    cols = "l" * max(1, len(frame.columns))
+    lines = [r"\begin{table}[htbp]", r"\centering", r"\small",
+             f"\\caption{{{latex_escape(table.title)}}}", f"\\label{{tab:{table.name}}}",
+             f"\\begin{{tabular}}{{{cols}}}", r"\toprule",
+             " & ".join(latex_escape(c) for c in frame.columns) + r" \\", r"\midrule"]
+    if frame.empty:
+        lines.append(f"\\multicolumn{{{len(cols)}}}{{l}}{{(no rows)}} \\\\")
+    for _, row in frame.iterrows():
+        lines.append(" & ".join(latex_escape(v) for v in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", "",
+              r"\par\footnotesize " + latex_escape(table.note)]
+    if table.footer:
+        lines.append(r"\par " + latex_escape(table.footer))
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
 
 
 def write_tables(comp: Comparison, out: Path) -> Written:
-    """``NAME.csv`` and ``NAME.md`` per table, plus ``metrics.csv`` (run x test set; the
-    gate's baseline format), ``rounds.csv`` and ``validation.csv``."""
+    """``NAME.csv``, ``NAME.md`` and ``NAME.tex`` per table, plus ``metrics.csv`` (run x
+    test set; the gate's baseline format), ``rounds.csv``, ``validation.csv`` and
+    ``intervals.csv`` (data only)."""
     written = []
-    for name, frame in (("metrics", comp.summary), ("rounds", comp.per_round),
-                        ("validation", comp.validation)):
+    frames = [("metrics", comp.summary), ("rounds", comp.per_round),
+              ("validation", comp.validation)]
+    if comp.intervals is not None:
+        frames.append(("intervals", comp.intervals))
+    for name, frame in frames:
         frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
         written.append(out / f"{name}.csv")
     for table in tables(comp):
         table.data.to_csv(out / f"{table.name}.csv", index=False, float_format="%.6g")
         (out / f"{table.name}.md").write_text(markdown(table))
-        written += [out / f"{table.name}.csv", out / f"{table.name}.md"]
+        (out / f"{table.name}.tex").write_text(latex(table))
+        written += [out / f"{table.name}.{ext}" for ext in ("csv", "md", "tex")]
     return Written(written)
 
 
@@ -347,4 +470,7 @@ def print_tables(comp: Comparison, console: Console) -> None:
         for _, row in shown.iterrows():
             rich.add_row(*[str(v) for v in row])
         console.print(rich)
-        console.print(f"[dim]{table.note}[/dim]\n", highlight=False)
+        console.print(f"[dim]{table.note}[/dim]", highlight=False)
+        if table.footer:
+            console.print(table.footer, highlight=False)
+        console.print()

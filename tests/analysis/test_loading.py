@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from iqabench.analysis.loading import load_run, load_runs, read_profiles
+from iqabench.analysis.loading import load_run, load_runs, parse_names, read_profiles
 from iqabench.config import TrainConfig
 from iqabench.errors import IqabenchError
 
@@ -102,3 +102,44 @@ def test_profiles_are_read_from_folders_or_files(tmp_path):
     assert read_profiles([]) is None
     with pytest.raises(IqabenchError, match="iqabench profile --out"):
         read_profiles([tmp_path / "missing"])
+
+
+def test_short_names_are_derived_from_the_config(tmp_path, images):
+    p = fr.predictor(images)
+    runs, _ = load_runs([
+        fr.write_round(tmp_path / "a", images, p, backbone="tf_efficientnet_lite0",
+                       hyper_input="multiscale", loss="l1+rank", alpha=2),
+        fr.write_round(tmp_path / "b", images, p, backbone="swin_tiny_patch4_window7_224"),
+        fr.write_round(tmp_path / "c", images, p, loss="rank")])
+    assert [r.name for r in runs] == ["lite0 · multiscale · L1+2·rank", "swin-t · last · L1",
+                                      "test_resnet · last · rank"]
+    assert runs[0].label == "tf_efficientnet_lite0/multiscale/l1+rank(2)"  # identity unchanged
+
+
+def test_equal_short_names_get_the_seed_or_the_folder(tmp_path, images):
+    p = fr.predictor(images)
+    seeds, _ = load_runs([fr.write_round(tmp_path / "s0", images, p, seed=0),
+                          fr.write_round(tmp_path / "s1", images, p, seed=1)])
+    assert [r.name for r in seeds] == ["test_resnet · last · L1 · seed 0",
+                                       "test_resnet · last · L1 · seed 1"]
+    same, _ = load_runs([fr.write_round(tmp_path / "x" / "one", images, p),
+                         fr.write_round(tmp_path / "x" / "two", images, p)])
+    assert [r.name for r in same] == ["test_resnet · last · L1 · one",
+                                      "test_resnet · last · L1 · two"]
+
+
+def test_label_flag_names_runs_and_refuses_bad_items(tmp_path, images):
+    p = fr.predictor(images)
+    a = fr.write_round(tmp_path / "a", images, p)
+    b = fr.write_round(tmp_path / "b", images, p, loss="l1+rank")
+    names = parse_names([f"ours={b}"], [a, b])
+    runs, _ = load_runs([a, b], names=names)
+    assert [r.name for r in runs] == ["test_resnet · last · L1", "ours"]
+    with pytest.raises(IqabenchError, match="expected NAME=RUN"):
+        parse_names(["ours"], [a, b])
+    with pytest.raises(IqabenchError, match="is not among the runs compared"):
+        parse_names([f"x={tmp_path / 'c'}"], [a, b])
+    with pytest.raises(IqabenchError, match="given to two runs"):
+        parse_names([f"x={a}", f"x={b}"], [a, b])
+    with pytest.raises(IqabenchError, match="also another run's name"):
+        load_runs([a, b], names=parse_names([f"test_resnet · last · L1={b}"], [a, b]))

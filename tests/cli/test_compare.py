@@ -9,10 +9,18 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import iqabench.compare as compare_module
 from iqabench.cli.app import app, main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import fake_runs as fr  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def runs_backbones_only(monkeypatch):
+    """The design card lists the runs' backbone only (tests/test_compare.py checks the
+    ResNet-50 and Swin-T rows)."""
+    monkeypatch.setattr(compare_module, "DESIGN_BACKBONES", ())
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +52,11 @@ def test_compare_writes_markdown_csv_and_plots(two_runs, tmp_path):
                                       "--n-boot", "200", "--pca-limit", "0"])
     assert result.exit_code == 0, result.output
     written = {p.name for p in out.iterdir()}
-    assert {"backbones.md", "backbones.csv", "ablation.md", "alpha_sweep.md", "paired.md",
-            "paired.csv", "metrics.csv", "report.md"} <= written
-    assert {"val_curves_synthetic.png", "dataflow_test-resnet.png"} <= written
-    assert any(n.startswith("scatter_synthetic_") for n in written)
+    assert {"design_card.md", "design_card.csv", "design_card.tex", "runs.md", "ablation.md",
+            "alpha_sweep.md", "paired.md", "paired.csv", "paired.tex", "metrics.csv",
+            "report.md"} <= written
+    assert {"curves_synthetic.png", "curves_synthetic.pdf", "scatter.png", "scatter.pdf",
+            "dataflow_test-resnet.png"} <= written
     assert "not significant" in result.output  # a re-run of the same predictor
     assert "--pca-limit 0" in result.output  # the skipped plot is said, not silent
 
@@ -90,6 +99,19 @@ def test_gate_only_checks_the_metrics_asked_for(two_runs, tmp_path, monkeypatch,
     assert code == 0, err
 
 
+def test_label_names_a_run_in_tables_and_a_bad_label_is_one_line(two_runs, tmp_path,
+                                                                 monkeypatch, capsys):
+    a, b = map(str, two_runs)
+    code, out, err = _main(monkeypatch, capsys, a, b, "--label", f"ours={b}", "--out",
+                           str(tmp_path / "named"), "--n-boot", "200", "--no-plots")
+    assert code == 0, err
+    runs = pd.read_csv(tmp_path / "named" / "runs.csv")
+    assert runs["name"].tolist() == ["test_resnet · last · L1", "ours"]
+    assert "| ours " in (tmp_path / "named" / "paired.md").read_text()
+    code, _, err = _main(monkeypatch, capsys, a, b, "--label", "ours")
+    assert code == 1 and err == "error: --label 'ours': expected NAME=RUN\n"
+
+
 def test_bad_run_folder_is_one_line(tmp_path, monkeypatch, capsys):
     (tmp_path / "nothing").mkdir()
     code, _, err = _main(monkeypatch, capsys, str(tmp_path / "nothing"))
@@ -123,8 +145,8 @@ def test_two_real_training_runs_compare_end_to_end(tmp_path, monkeypatch, capsys
                            "--out", str(tmp_path / "cmp"), "--n-boot", "200", "--pca-limit", "8")
     assert code == 0, err
     written = {p.name for p in (tmp_path / "cmp").iterdir()}
-    assert {"val_curves_synthetic.png", "dataflow_test-resnet.png",
-            "pca_weights_test-resnet-last-l1-rank-1.png"} <= written
+    assert {"curves_synthetic.png", "scatter.png", "dataflow_test-resnet.png",
+            "pca_weights_test-resnet-last-L1-1-rank.png"} <= written
     paired = pd.read_csv(tmp_path / "cmp" / "paired.csv")
     assert set(paired["significance"]) <= {"significant", "not significant"}
     assert (paired["n_images"] > 0).all()

@@ -35,4 +35,5 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def comp(runs):
-    return analyse(runs, n_boot=200)
+    """The comparison of ``runs``; its design card lists the runs' backbone only."""
+    return analyse(runs, n_boot=200, design_backbones=())

@@ -1,53 +1,75 @@
-"""render.tables: backbone, ablation, alpha-sweep, paired and profile tables."""
+"""render.tables: design card, runs, ablation, alpha-sweep, paired and profile tables, in
+Markdown, CSV and LaTeX."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from iqabench.compare import analyse
+from iqabench.compare import NO_PROFILE, NOT_PROFILED, analyse
 from iqabench.render import tables
 
-
-def test_backbone_table_without_profile_says_not_measured(comp):
-    table = tables.backbone_table(comp)
-    shown = table.display.iloc[0]
-    assert shown["params (M)"] == tables.NOT_MEASURED
-    assert shown["ms/image"] == tables.NOT_MEASURED
-    assert {"synthetic SRCC median", "livec PLCC mean ± std"} <= set(table.display.columns)
-    ms = table.display.set_index("run").loc["test_resnet/multiscale/l1"]
-    s = comp.summary.set_index(["run", "dataset"]).loc[("test_resnet/multiscale/l1", "synthetic")]
-    assert ms["synthetic SRCC median"] == f"{s['srcc']:.3f}"
-    assert ms["synthetic SRCC mean ± std"] == f"{s['srcc_mean']:.3f} ± {s['srcc_std']:.3f}"
-    shown = table.display.set_index("run")
-    assert shown.loc["test_resnet/last/l1+rank(2)", "livec SRCC median"] == "—"
+MS = "test_resnet · multiscale · L1"
+A05, A2 = "test_resnet · last · L1+0.5·rank", "test_resnet · last · L1+2·rank"
 
 
-def test_backbone_table_reads_profile_and_prefers_cuda(runs, tmp_path):
+def test_design_card_counts_cost_and_says_why_cells_are_empty(runs):
+    comp = analyse(runs, n_boot=200, design_backbones=("test_efficientnet",))
+    table = tables.design_table(comp)
+    shown = table.display.set_index(["backbone", "hyper input"])
+    assert list(shown.index) == [("test_resnet", "last"), ("test_resnet", "multiscale"),
+                                 ("test_efficientnet", "last"),
+                                 ("test_efficientnet", "multiscale")]
+    last = shown.loc[("test_resnet", "last")]
+    design = comp.design.set_index(["backbone", "hyper_input"])
+    assert last["params (M)"] == f"{design.loc[('test_resnet', 'last'), 'params_m']:.2f}"
+    assert float(last["GFLOPs/crop"]) > 0 and last["input (px)"] == "64"
+    assert last["ms/image"] == NO_PROFILE
+    # three last-stage runs: the best on validation is shown, with its interval
+    assert last["run shown"] == f"{A05} (best on val of 3)"
+    srcc = last["synthetic SRCC [95% CI]"]
+    value, low, high = (float(v) for v in srcc.replace("[", "").replace("]", "")
+                        .replace(",", "").split())
+    assert low <= value <= high
+    ms = shown.loc[("test_resnet", "multiscale")]
+    assert ms["run shown"] == MS and ms["livec SRCC [95% CI]"] == "not tested"
+    ref = shown.loc[("test_efficientnet", "last")]
+    assert ref["input (px)"] == "224" and ref["run shown"] == "—"
+    assert ref["synthetic SRCC [95% CI]"] == "no run (no ImageNet weights offline)"
+    assert all(str(c).strip() for c in table.display.columns)
+
+
+def test_design_card_takes_latency_from_profile_and_names_the_setting(runs, tmp_path):
     prof = pd.DataFrame({
         "backbone": ["test_resnet"] * 3, "hyper_input": ["last", "last", "multiscale"],
-        "params_m": [1.14, 1.14, 1.16], "gmacs": [0.05, 0.05, 0.06], "gflops": [0.1, 0.1, 0.12],
-        "ms_per_patch": [3.0, 0.2, 3.3], "ms_per_image": [75.0, 5.0, 80.0],
-        "images_per_s": [13.0, 200.0, 12.0], "device": ["cpu", "cuda", "cpu"],
-        "dtype": ["fp32", "bf16", "fp32"], "batch_size": [16, 64, 16], "input_size": [64] * 3,
-        "n_crops": [25] * 3})
+        "params_m": [1.14, 1.14, 1.16], "ms_per_image": [75.0, 5.0, 80.0],
+        "device": ["cpu", "cuda", "cpu"], "dtype": ["fp32", "bf16", "fp32"],
+        "batch_size": [16, 64, 16], "input_size": [64, 64, 32], "n_crops": [25] * 3})
     (tmp_path / "prof").mkdir()
     prof.to_csv(tmp_path / "prof" / "profile.csv", index=False)
-    comp = analyse(runs[:1] + runs[3:], profiles=[tmp_path / "prof"], n_boot=200)
-    shown = tables.backbone_table(comp).display.set_index("run")
-    assert shown.loc["test_resnet/last/l1", "ms/image"] == "5.0"
-    measured = shown.loc["test_resnet/last/l1", "measured on"]
-    assert measured == "cuda, bf16, batch 64, 64 px, 25 crops/image"
-    assert shown.loc["test_resnet/multiscale/l1", "params (M)"] == "1.16"
+    comp = analyse(runs[:1] + runs[3:], profiles=[tmp_path / "prof"], n_boot=200,
+                   design_backbones=())
+    shown = tables.design_table(comp).display.set_index("hyper input")
+    assert shown.loc["last", "ms/image (cuda bf16, 25 crops)"] == "5.0"  # CUDA row preferred
+    assert shown.loc["multiscale", "ms/image (cuda bf16, 25 crops)"] == NOT_PROFILED  # 32 px
     assert tables.profile_table(comp) is not None
+
+
+def test_runs_table_gives_each_short_name_its_identity(comp):
+    table = tables.runs_table(comp)
+    shown = table.display.set_index("name")
+    assert list(shown.index) == ["test_resnet · last · L1 (baseline)", A05, A2, MS]
+    assert shown.loc[A2, "α"] == "2.00" and shown.loc[MS, "rounds"] == "2"
+    assert set(table.data["label"]) == {r.label for r in comp.runs}
+    assert table.data["path"].tolist() == [str(r.path) for r in comp.runs]
 
 
 def test_ablation_reports_best_val_epoch_and_delta_against_last_l1(comp):
     table = tables.ablation_table(comp).display.set_index("run")
-    assert table.loc["test_resnet/last/l1", "Δ val SRCC vs last/L1"] == "ref"
-    assert table.loc["test_resnet/last/l1+rank(0.5)", "val SRCC median"] == "0.820"
-    assert table.loc["test_resnet/last/l1+rank(0.5)", "Δ val SRCC vs last/L1"] == "+0.020"
-    assert table.loc["test_resnet/multiscale/l1", "Δ val SRCC vs last/L1"] == "+0.060"
-    assert table.loc["test_resnet/last/l1+rank(2)", "loss"] == "L1 + α·rank"
+    assert table.loc["test_resnet · last · L1", "Δ val SRCC vs last/L1"] == "ref"
+    assert table.loc[A05, "val SRCC median"] == "0.820"
+    assert table.loc[A05, "Δ val SRCC vs last/L1"] == "+0.020"
+    assert table.loc[MS, "Δ val SRCC vs last/L1"] == "+0.060"
+    assert table.loc[A2, "loss"] == "L1 + α·rank"
 
 
 def test_alpha_sweep_lists_alphas_with_l1_as_zero_and_marks_best(comp):
@@ -57,10 +79,21 @@ def test_alpha_sweep_lists_alphas_with_l1_as_zero_and_marks_best(comp):
     assert list(last["alpha"]) == [0.0, 0.5, 2.0]
     assert list(last["best_on_val"]) == [False, True, False]
     assert "multiscale" not in set(data["hyper_input"])  # no rank run there: nothing swept
+    assert all(str(c).strip() for c in table.display.columns)
+    assert "the sweep chose α = 0.5" in table.footer
+    assert "1 of 2 α values beat L1 alone (α = 0, val SRCC 0.800)" in table.footer
+
+
+def test_alpha_sweep_says_when_l1_beat_every_alpha(runs):
+    table = tables.alpha_table(analyse([runs[0], runs[2]], n_boot=200, design_backbones=()))
+    assert table.footer == ("test_resnet · last on synthetic: among α = 2 the sweep chose α = 2 "
+                            "(val SRCC 0.750), while L1 alone (α = 0, val SRCC 0.800) scored at "
+                            "least as well as every α: no α beat L1.")
+    assert table.footer in tables.markdown(table).split("\n")  # under the table
 
 
 def test_alpha_sweep_absent_without_rank_runs(runs):
-    comp = analyse([runs[0], runs[3]], n_boot=200)
+    comp = analyse([runs[0], runs[3]], n_boot=200, design_backbones=())
     assert tables.alpha_table(comp) is None
 
 
@@ -73,8 +106,32 @@ def test_paired_table_marks_reruns_not_significant_and_missing_sets_not_comparab
     assert better["significance"] == "significant" and better["diff"] > 0
 
 
+def test_paired_table_prints_small_p_values_and_the_resampled_unit(comp):
+    table = tables.paired_table(comp)
+    shown = table.display
+    row = shown[(shown["variant"] == MS) & (shown["metric"] == "SRCC")
+                & (shown["test set"] == "synthetic")].iloc[0]
+    assert row["p"] == "<0.001"  # never 0.000
+    assert "resampled" in shown.columns and row["resampled"]
+    assert tables.fmt_p(0.0004) == "<0.001" and tables.fmt_p(0.0123) == "0.012"
+    assert all(str(c).strip() for c in shown.columns)
+
+
 def test_write_tables_returns_every_file_it_wrote(comp, tmp_path):
     written = tables.write_tables(comp, tmp_path)
     assert sorted(written.files) == sorted(tmp_path.iterdir())
-    assert {"metrics.csv", "paired.md", "backbones.csv"} <= {p.name for p in written.files}
+    names = {p.name for p in written.files}
+    assert {"metrics.csv", "paired.md", "design_card.csv", "runs.md"} <= names
+    for table in tables.tables(comp):  # every table three times
+        assert {f"{table.name}.{ext}" for ext in ("csv", "md", "tex")} <= names
     assert written.notes == [] and comp.files == []  # the comparison is left as it was
+
+
+def test_latex_is_booktabs_with_escaped_cells(comp, tmp_path):
+    tables.write_tables(comp, tmp_path)
+    tex = (tmp_path / "alpha_sweep.tex").read_text()
+    assert tex.startswith("\\begin{table}") and tex.rstrip().endswith("\\end{table}")
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    assert "$\\alpha$" in tex and "α" not in tex and "test\\_resnet" in tex
+    header = tex.split("\\toprule\n")[1].split("\n")[0]
+    assert header.count("&") == len(tables.alpha_table(comp).display.columns) - 1
