@@ -3,6 +3,7 @@ state a resumed run continues from, and the resume compatibility check."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -11,12 +12,17 @@ import pytest
 import torch
 
 from iqabench.checkpoint import (
+    TRAINING_ONLY,
+    ScoringInfo,
     check_resumable,
+    export_safetensors,
     load_checkpoint,
     load_state_checked,
     read_checkpoint,
     restore_training_state,
     save_checkpoint,
+    scoring_info,
+    scoring_state,
     training_state,
 )
 from iqabench.config import HyperIQAConfig, TrainConfig
@@ -159,3 +165,83 @@ def test_load_state_checked_loads_what_fits(model):
     other = HyperIQA(HyperIQAConfig(backbone="test_resnet", input_size=SIZE))
     load_state_checked(other, model.state_dict(), "test")
     assert all(torch.equal(other.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+# ------------------------------------------------------ scoring metadata and files
+
+
+def test_training_state_records_the_scoring_protocol():
+    model, optimizer, scheduler = _parts(0)
+    cfg = TrainConfig(dataset="koniq10k", eval_crops=16, eval_batch_size=48, label_scale="raw")
+    state = training_state(cfg, model, optimizer, scheduler, None, epoch=1, best_val=0.5,
+                           best_epoch=1, label_range=(1.0, 5.0), round_=0, resize="512x384")
+    info = scoring_info(state)
+    assert info == ScoringInfo(label_scale="raw", label_range=(1.0, 5.0), dataset="koniq10k",
+                               crop_mode="grid", n_crops=16, crop_size=SIZE, batch_size=48,
+                               resize="512x384")
+    assert state["protocol"]["mean"] == pytest.approx(model.mean.flatten().tolist())
+    best = scoring_state(state)
+    assert not set(TRAINING_ONLY) & set(best) and best["protocol"] == state["protocol"]
+    assert ScoringInfo(label_range=(1.0, 5.0)).to_label([0.0, 0.5, 1.0]).tolist() == [1, 3, 5]
+
+
+def test_checkpoints_without_a_protocol_take_it_from_their_run_config(model):
+    old = {"model": {}, "model_config": model.config.to_dict(), "label_range": [0, 100],
+           "config": {"eval_crops": 9, "eval_crop_mode": "center", "dataset": "spaq",
+                      "eval_batch_size": 16, "label_scale": "unit"}}
+    info = scoring_info(old)
+    assert (info.n_crops, info.crop_mode, info.dataset, info.batch_size, info.label_range) == (
+        9, "center", "spaq", 16, (0.0, 100.0))
+
+
+def test_export_to_safetensors_reads_back_as_the_checkpoint(model, images, tmp_path):
+    path = tmp_path / "best.pt"
+    save_checkpoint({"model": model.state_dict(), "model_config": model.config.to_dict(),
+                     "label_range": [0.0, 5.0], "label_scale": "unit", "optimizer": {"x": 1},
+                     "protocol": {"crop_mode": "grid", "crops": 4, "batch_size": 8,
+                                  "resize": None, "dataset": "agiqa3k"}}, path)
+    out = export_safetensors(path, tmp_path / "model.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(out), framework="pt") as f:
+        meta = json.loads(f.metadata()["iqabench"])
+        assert set(f.keys()) == set(model.state_dict())
+    assert meta["label_range"] == [0.0, 5.0] and "optimizer" not in meta
+    assert meta["protocol"]["dataset"] == "agiqa3k"
+    loaded, ckpt = load_checkpoint(out)
+    assert scoring_info(ckpt) == scoring_info(read_checkpoint(path))
+    names = sorted(images)
+    np.testing.assert_array_equal(predict(loaded, images, names, "grid", 4, SIZE),
+                                  predict(model, images, names, "grid", 4, SIZE))
+    with pytest.raises(IqabenchError, match="exists; pass --force"):
+        export_safetensors(path, out)
+    with pytest.raises(IqabenchError, match=r"\.safetensors file"):
+        export_safetensors(path, tmp_path / "model.pt")
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(1)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(IqabenchError, match="no 'iqabench' metadata"):
+        read_checkpoint(tmp_path / "plain.safetensors")
+
+
+@pytest.mark.slow
+def test_best_pt_of_a_tiny_run_is_its_weights_and_resume_still_works(tmp_path):
+    from iqabench.config import resolve_train_config
+    from iqabench.data import load_dataset
+    from iqabench.training import fit
+
+    root = tmp_path / "synthetic"
+    load_dataset("synthetic", root)
+    settings = {"dataset": "synthetic", "root": str(root), "limit": 24, "epochs": 1,
+                "crops_per_image": 1, "batch_size": 8, "eval_crops": 1, "val_crops": 1,
+                "pretrained": False, "n_boot": 0, "workers": 1, "out": str(tmp_path / "run"),
+                "model": {"backbone": "test_resnet", "input_size": SIZE}}
+    fit(resolve_train_config(None, settings), progress=False)
+    best = read_checkpoint(tmp_path / "run" / "best.pt")
+    weights = sum(t.nbytes for t in best["model"].values())
+    assert (tmp_path / "run" / "best.pt").stat().st_size < 1.2 * weights
+    assert not set(TRAINING_ONLY) & set(best) and best["protocol"]["dataset"] == "synthetic"
+    assert set(TRAINING_ONLY) <= set(read_checkpoint(tmp_path / "run" / "last.pt"))
+    result = fit(resolve_train_config(None, {**settings, "epochs": 2}), resume=True,
+                 progress=False)
+    assert result.epochs_run == 2 and read_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 2

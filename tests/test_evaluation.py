@@ -5,6 +5,7 @@ image of a dataset."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,8 @@ from iqabench.data.splits import Split, write_split
 from iqabench.data.transforms import eval_crops
 from iqabench.errors import IqabenchError
 from iqabench.evaluation import (
+    ScoreSettings,
+    common_scale,
     eval_dataset,
     evaluate_checkpoint,
     label_to_unit,
@@ -165,3 +168,41 @@ def test_eval_without_dataset_or_run_config_says_what_to_pass(run, tmp_path):
     alone.write_text((run / runfolder.SPLIT).read_text())  # no config.yaml beside it
     with pytest.raises(IqabenchError, match="no config.yaml beside"):
         eval_dataset(EvalConfig(checkpoint="x.pt", split=str(alone)))
+
+
+def test_eval_on_another_scale_keeps_the_model_scale_and_leaves_rmse_out(run, tmp_path):
+    """The checkpoint learnt MOS 0-9; the same images with MOS x10 (0-90) are another
+    scale: predictions are not mapped onto 0-90, SRCC/PLCC are as on 0-9, RMSE is NaN."""
+    root = runfolder.read_config(run).root
+    same = evaluate_checkpoint(EvalConfig(checkpoint=str(run / runfolder.BEST), dataset="csv",
+                                          root=root, n_boot=0, device="cpu"))
+    rows = pd.read_csv(root)
+    rows["path"] = [str(Path(root).parent / p) for p in rows["path"]]
+    rows["mos"] *= 10
+    rows.to_csv(tmp_path / "x10.csv", index=False)
+    other = evaluate_checkpoint(EvalConfig(checkpoint=str(run / runfolder.BEST), dataset="csv",
+                                           root=str(tmp_path / "x10.csv"), n_boot=0,
+                                           device="cpu"))
+    np.testing.assert_allclose(other.predictions["pred"], same.predictions["pred"])
+    assert other.predictions["pred"].between(-5, 15).all()  # the model's 0-9 scale
+    for metric in ("srcc", "plcc", "krcc"):
+        assert other.metrics[metric] == pytest.approx(same.metrics[metric]), metric
+    assert np.isfinite(same.metrics["rmse"]) and np.isnan(other.metrics["rmse"])
+    note = [w for w in other.warnings if "common scale" in w]
+    assert len(note) == 1 and "0-9" in note[0] and "0-90" in note[0]
+    assert not [w for w in same.warnings if "common scale" in w]
+
+
+def test_common_scale_needs_the_same_range_and_dataset():
+    table = type("T", (), {"name": "agiqa3k", "mos_range": (0.0, 5.0)})()
+    assert common_scale(ScoreSettings(label_range=(0.0, 5.0), label_dataset="agiqa3k"), table)
+    assert common_scale(ScoreSettings(label_range=(0.0, 5.0)), table)  # dataset not recorded
+    assert not common_scale(ScoreSettings(label_range=(0.0, 5.0), label_dataset="koniq10k"), table)
+    assert not common_scale(ScoreSettings(label_range=(0.0, 100.0), label_dataset="agiqa3k"), table)
+
+
+def test_eval_of_a_csv_without_mos_says_to_predict(run, tmp_path):
+    (tmp_path / "images.csv").write_text("path\n0.png\n1.png\n")
+    with pytest.raises(IqabenchError, match=r"no 'mos' column.*iqabench predict"):
+        evaluate_checkpoint(EvalConfig(checkpoint=str(run / runfolder.BEST), dataset="csv",
+                                       root=str(tmp_path / "images.csv"), device="cpu"))

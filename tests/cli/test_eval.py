@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -104,3 +105,41 @@ def test_eval_errors(run, tmp_path):
     result = runner.invoke(app, ["eval", "--checkpoint", str(out / "best.pt"), "--dataset",
                                  "synthetic", "--root", str(root), "--split", str(bad_split)])
     assert isinstance(result.exception, IqabenchError) and "not in the dataset" in str(result.exception)
+
+
+def test_eval_of_a_csv_without_mos_is_one_line_saying_to_predict(run, tmp_path, monkeypatch,
+                                                                 capsys):
+    import sys
+
+    from iqabench.cli.app import main
+
+    _, out = run
+    (tmp_path / "images.csv").write_text("path\na.png\n")
+    monkeypatch.delenv("IQABENCH_DEBUG", raising=False)
+    monkeypatch.setattr(sys, "argv", ["iqabench", "eval", "--checkpoint", str(out / "best.pt"),
+                                      "--dataset", "csv", "--root", str(tmp_path / "images.csv")])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "no 'mos' column" in lines[0] and "iqabench predict" in lines[0]
+
+
+def test_eval_on_another_scale_prints_the_note_and_no_rmse(run, tmp_path):
+    from iqabench.data import load_dataset
+
+    root, out = run
+    frame = load_dataset("synthetic", root).frame.head(12)
+    pd.DataFrame({"path": frame["path"], "mos": frame["mos"] / 20}).to_csv(tmp_path / "s.csv",
+                                                                          index=False)
+    result = runner.invoke(app, ["eval", "--checkpoint", str(out / "best.pt"), "--dataset", "csv",
+                                 "--root", str(tmp_path / "s.csv"), "--n-boot", "0",
+                                 "--out", str(tmp_path / "eval")], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "RMSE needs a common scale" in text and "n/a (needs a common scale)" in text
+    preds = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    trained = pd.read_csv(out / "predictions.csv")["pred"]  # the 0-100 synthetic scale
+    assert preds["pred"].mean() == pytest.approx(trained.mean(), rel=0.5)
+    metrics = pd.read_csv(tmp_path / "eval" / "metrics.csv").iloc[0]
+    assert np.isnan(metrics["rmse"]) and np.isfinite(metrics["srcc"])

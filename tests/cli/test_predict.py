@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,9 @@ from typer.testing import CliRunner
 from iqabench.cli.app import app, main
 from iqabench.errors import IqabenchError
 from iqabench.scoring import load_scorer
-from test_scoring import write_checkpoint  # tests/ is on sys.path (its conftest)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from test_scoring import write_checkpoint  # noqa: E402  (tests/test_scoring.py)
 
 runner = CliRunner()
 

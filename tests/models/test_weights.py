@@ -407,3 +407,17 @@ def test_hyperiqa_checkpoint_for_another_backbone_is_refused(resnet50_pair):
     with pytest.raises(IqabenchError, match="pyiqa layout.*does not fit.*shape mismatches"):
         weights.load_hyperiqa_state_dict(small, {"params": {
             _to_pyiqa(k): v for k, v in source.state_dict().items()}})
+
+
+def test_a_named_layout_must_match_the_keys():
+    torch.manual_seed(5)
+    source = HyperIQA(HyperIQAConfig(backbone="test_resnet"))
+    original = {_to_original(k): v for k, v in source.state_dict().items()}
+    pyiqa = {"params": {_to_pyiqa(k): v for k, v in source.state_dict().items()}}
+    target = HyperIQA(HyperIQAConfig(backbone="test_resnet"))
+    assert weights.load_hyperiqa_state_dict(target, original, layout="official") == "original"
+    assert weights.load_hyperiqa_state_dict(target, pyiqa, layout="pyiqa") == "pyiqa"
+    with pytest.raises(IqabenchError, match="has pyiqa keys, not the official layout"):
+        weights.load_hyperiqa_state_dict(target, pyiqa, layout="official")
+    with pytest.raises(IqabenchError, match="use auto, official, pyiqa"):
+        weights.load_hyperiqa_state_dict(target, pyiqa, layout="caffe")
