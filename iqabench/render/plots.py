@@ -26,7 +26,7 @@ from iqabench.analysis.types import (
     WeightProjection,
     Written,
 )
-from iqabench.render.tables import LOSS_NAMES, slug
+from iqabench.render.tables import slug
 
 DPI = 120
 #: Formats every figure is saved in (the PNG is what report.md shows).
@@ -45,7 +45,8 @@ def save(fig: Figure, path: Path) -> list[Path]:
 
 def _epoch_axis(ax, last_epoch: float) -> None:
     """x from 0 to the last epoch, integer ticks only."""
-    ax.set_xlim(0, max(1.0, float(last_epoch)) * 1.02)
+    last = max(1.0, float(last_epoch))
+    ax.set_xlim(0, last + max(0.1, 0.03 * last))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)
@@ -88,7 +89,7 @@ def _loss_curves(ax, run: Run, colour, style: str) -> tuple[float, bool]:
         for frame in steps:
             x = _step_positions(frame)
             y = frame["loss"].to_numpy(dtype=float)
-            ax.plot(x, y, "-", color=colour, lw=0.6, alpha=0.2)
+            ax.plot(x, y, "-", color=colour, lw=0.7, alpha=0.3)
             smoothed.append(pd.Series(smooth(y, max(5, len(y) // 25)), index=np.round(x, 9)))
         curves = pd.concat(smoothed, axis=1).sort_index().interpolate(limit_area="inside")
         _band(ax, curves.index.to_numpy(), curves, colour, style, run.name)
@@ -130,8 +131,7 @@ def plot_curves(comp: Comparison, out: Path) -> Written:
                     last = max(last, float(curves.index.max()))
                     _band(ax, curves.index.to_numpy(dtype=float), curves, colour, style,
                           run.name, marker="o")
-            handles.append(Line2D([], [], color=colour, ls=style, lw=1.8,
-                                  label=f"{run.name} ({LOSS_NAMES.get(run.loss, run.loss)})"))
+            handles.append(Line2D([], [], color=colour, ls=style, lw=1.8, label=run.name))
         if all(per_step):
             loss_title = "training loss per step (smoothed; raw faint)"
         elif any(per_step):
@@ -156,23 +156,31 @@ def plot_curves(comp: Comparison, out: Path) -> Written:
     return Written(paths, notes)
 
 
-def _scatter_panel(ax, panel: ScatterPanel, lims: tuple[float, float]) -> None:
+def _scatter_panel(ax, panel: ScatterPanel, xlim: tuple[float, float],
+                   ylim: tuple[float, float]) -> None:
     ax.scatter(panel.pred, panel.mos, s=9, alpha=0.5, color="tab:blue", lw=0)
     ax.plot(panel.fit_x, panel.fit_y, color="tab:red", lw=2)
-    ax.plot(lims, lims, "--", color="grey", lw=1)
-    ax.set_xlim(lims)
-    ax.set_ylim(lims)
-    ax.set_aspect("equal")
+    lo, hi = max(xlim[0], ylim[0]), min(xlim[1], ylim[1])
+    if lo < hi:
+        ax.plot([lo, hi], [lo, hi], "--", color="grey", lw=1)
+    ax.set_xlim(xlim)
+    ax.set_ylim(ylim)
     form = panel.fit_form or "logistic"
     ax.set_title(f"{panel.label}\nSRCC {panel.srcc:.3f}   PLCC {panel.plcc:.3f}   "
                  f"(n={len(panel.mos)}, round {panel.round})\nfit: {form}", fontsize=8.5)
     ax.grid(alpha=0.3)
 
 
+def _limits(values: np.ndarray) -> tuple[float, float]:
+    pad = 0.05 * (values.max() - values.min() or 1.0)
+    return float(values.min() - pad), float(values.max() + pad)
+
+
 def plot_scatter(figures: list[ScatterFigure], out: Path, ncols: int = 4) -> Written:
     """Predicted vs true MOS in one figure: a block of panels per test set (one panel
-    per run, axes shared within the block), the logistic fit and its form in each
-    panel, the legend below the axes."""
+    per run, x (predictions) and y (MOS) ranges shared within the block), the logistic
+    fit and its form in each panel, y = x where the ranges overlap, the legend below
+    the axes."""
     figures = [f for f in figures if f.panels]
     if not figures:
         return Written(notes=["no test predictions to plot: scatter figure skipped"])
@@ -183,15 +191,14 @@ def plot_scatter(figures: list[ScatterFigure], out: Path, ncols: int = 4) -> Wri
     axes = fig.subplots(n_rows, cols, squeeze=False)
     row = 0
     for figure, rows in layout:
-        values = np.concatenate([np.concatenate([p.pred, p.mos]) for p in figure.panels])
-        pad = 0.05 * (values.max() - values.min() or 1.0)
-        lims = (float(values.min() - pad), float(values.max() + pad))
+        xlim = _limits(np.concatenate([p.pred for p in figure.panels]))
+        ylim = _limits(np.concatenate([p.mos for p in figure.panels]))
         block = axes[row:row + rows].ravel()
         for k, ax in enumerate(block):
             if k >= len(figure.panels):
                 ax.axis("off")
                 continue
-            _scatter_panel(ax, figure.panels[k], lims)
+            _scatter_panel(ax, figure.panels[k], xlim, ylim)
             if k % cols == 0:
                 ax.set_ylabel(f"true MOS ({figure.dataset})")
             if k >= len(figure.panels) - cols:

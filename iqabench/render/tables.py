@@ -122,6 +122,7 @@ def design_table(comp: Comparison) -> Table | None:
     ms_head = f"ms/image ({settings[0]})" if len(settings) == 1 else (
         "ms/image (device dtype, crops)" if settings else "ms/image")
     units = sorted(set(comp.intervals["unit"])) if intervals is not None else []
+    trained = {r.backbone for r in comp.runs}
     data_rows, show_rows = [], []
     for _, row in design.iterrows():
         shown = _shown_run(comp, list(row["runs"]))
@@ -146,7 +147,8 @@ def design_table(comp: Comparison) -> Table | None:
             for m in ("srcc", "plcc"):
                 key = (shown, d, m)
                 if shown is None:
-                    cell = NO_RUN if row["weights_offline"] else f"{NO_RUN} ({NO_WEIGHTS})"
+                    cell = (f"{NO_RUN} ({NO_WEIGHTS})" if not row["weights_offline"]
+                            and row["backbone"] not in trained else NO_RUN)
                     value = low = high = math.nan
                 elif intervals is None or key not in intervals.index:
                     cell, value, low, high = "not tested", math.nan, math.nan, math.nan
