@@ -59,7 +59,8 @@ HYPERIQA_PROTOCOL = {"crop_mode": "grid", "crops": 25, "batch_size": 25, "resize
 
 #: Run settings that may change when resuming; anything else must match the run.
 RESUMABLE = frozenset({"epochs", "device", "amp", "compile", "workers", "tests", "n_boot",
-                       "cache_dir", "channels_last", "out", "eval_batch_size", "round"})
+                       "cache_dir", "channels_last", "out", "eval_batch_size", "round",
+                       "tensorboard"})
 
 
 # ---------------------------------------------------------------------- files

@@ -199,6 +199,9 @@ class TrainConfig(_Schema):
                            "(ResNet-50 with torchvision's ImageNet weights, timm's "
                            "resnet50.tv_in1k; 25 crops, batch 96, 16 epochs, raw L1), "
                            "defects fixed.")
+    tensorboard: bool = Field(True, description="Write TensorBoard event files into each "
+                              "round folder's tensorboard/ when the tensorboard package is "
+                              "installed (iqabench's 'tb' extra).")
     out: str | None = Field(None, description="Run folder to write.")
 
     @field_validator("tests", mode="before")

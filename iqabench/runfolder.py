@@ -8,6 +8,11 @@ A single-round run folder holds::
     log.jsonl          the same rows as JSON lines
     steps.csv          one row per optimiser step (STEP_COLUMNS first), written per epoch
     train.log          the run's log messages
+    environment.json   where the round ran: one record per start or resume (iqabench
+                       version and commit, python/torch/timm versions, device, CPU and
+                       GPU model; :func:`write_environment`)
+    tensorboard/       TensorBoard event files (when tensorboard is installed; see
+                       :mod:`iqabench.tracking`)
     best.pt, last.pt   checkpoints: the epoch with the best validation SRCC, the latest epoch
     predictions.csv    one row per scored test image (PREDICTION_COLUMNS first), MOS units
     test_metrics.csv   one row per test set (METRIC_COLUMNS first)
@@ -41,6 +46,9 @@ LOG_CSV = "log.csv"
 LOG_JSONL = "log.jsonl"
 STEPS_CSV = "steps.csv"
 TRAIN_LOG = "train.log"
+ENVIRONMENT = "environment.json"
+#: The folder of TensorBoard event files in a round folder.
+TENSORBOARD = "tensorboard"
 BEST = "best.pt"
 LAST = "last.pt"
 PREDICTIONS = "predictions.csv"
@@ -52,7 +60,10 @@ EVAL_METRICS = "metrics.csv"
 
 #: Files a run writes; ``--force`` removes these (and round_XX/ folders) and nothing else.
 RUN_FILES = (CONFIG, SPLIT, LOG_CSV, LOG_JSONL, STEPS_CSV, BEST, LAST, PREDICTIONS,
-             TEST_METRICS, SUMMARY, TRAIN_LOG, SKIPPED, BEST + ".tmp", LAST + ".tmp")
+             TEST_METRICS, SUMMARY, TRAIN_LOG, SKIPPED, ENVIRONMENT, BEST + ".tmp",
+             LAST + ".tmp")
+#: Folders a run writes; ``--force`` removes these too.
+RUN_DIRS = (TENSORBOARD,)
 
 #: Columns of log.csv, in order (further per-epoch values follow).
 LOG_COLUMNS = ("epoch", "train_loss", "val_srcc", "val_plcc", "val_krcc", "val_rmse", "lr",
@@ -213,6 +224,34 @@ def read_steps(folder: str | Path) -> pd.DataFrame | None:
     return read_csv(path, ("epoch", "step", "loss")) if path.is_file() else None
 
 
+# ------------------------------------------------------------------- environment
+
+def write_environment(folder: str | Path, record: dict) -> Path:
+    """Add ``record`` (where and with what this start or resume of the round ran) to
+    environment.json, a JSON list with one record per start or resume."""
+    path = Path(folder) / ENVIRONMENT
+    records = read_environment(folder) or []
+    records.append({k: _plain(v) for k, v in record.items()})
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(records, indent=1) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_environment(folder: str | Path) -> list[dict] | None:
+    """The records of environment.json (first: the start), None when there is none."""
+    path = Path(folder) / ENVIRONMENT
+    if not path.is_file():
+        return None
+    try:
+        records = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise IqabenchError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise IqabenchError(f"{path} does not hold a list of records")
+    return records
+
+
 # ----------------------------------------------------------- predictions, metrics
 
 def write_predictions(folder: str | Path, frame: pd.DataFrame, name: str = PREDICTIONS) -> Path:
@@ -315,12 +354,13 @@ def read_summary(run_dir: str | Path) -> pd.DataFrame:
 
 
 __all__ = [
-    "BEST", "CONFIG", "EVAL_METRICS", "LAST", "LOG_COLUMNS", "LOG_CSV", "LOG_JSONL",
-    "METRIC_COLUMNS", "PREDICTIONS", "PREDICTION_COLUMNS", "RUN_FILES", "SKIPPED", "SPLIT",
-    "STEPS_CSV", "STEP_COLUMNS", "SUMMARY", "SUMMARY_METRICS", "TEST_METRICS", "TRAIN_LOG",
-    "aggregate_rounds", "append_log", "append_steps", "metric_frame", "read_config",
-    "read_csv", "read_log", "read_predictions", "read_steps", "read_summary",
-    "read_test_metrics", "round_dirs", "round_index", "round_name",
-    "summarize", "truncate_log", "write_config", "write_predictions", "write_summary",
-    "write_test_metrics",
+    "BEST", "CONFIG", "ENVIRONMENT", "EVAL_METRICS", "LAST", "LOG_COLUMNS", "LOG_CSV",
+    "LOG_JSONL", "METRIC_COLUMNS", "PREDICTIONS", "PREDICTION_COLUMNS", "RUN_DIRS",
+    "RUN_FILES", "SKIPPED", "SPLIT", "STEPS_CSV", "STEP_COLUMNS", "SUMMARY",
+    "SUMMARY_METRICS", "TENSORBOARD", "TEST_METRICS", "TRAIN_LOG", "aggregate_rounds",
+    "append_log", "append_steps", "metric_frame", "read_config", "read_csv",
+    "read_environment", "read_log", "read_predictions", "read_steps", "read_summary",
+    "read_test_metrics", "round_dirs", "round_index", "round_name", "summarize",
+    "truncate_log", "write_config", "write_environment", "write_predictions",
+    "write_summary", "write_test_metrics",
 ]

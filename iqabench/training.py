@@ -127,6 +127,7 @@ from iqabench.runtime import (
     seed_everything,
     set_backend_flags,
 )
+from iqabench.tracking import environment, open_tracker
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +224,8 @@ def fit_round(cfg: TrainConfig, round_: int, run_dir: Path, ctx: DistContext = D
                          state.epoch, state.best_val)
             train_model = wrap_for_training(cfg, parts.model, device, ctx)
             if ctx.main:
+                runfolder.write_environment(run_dir, {**environment(device, ctx.world_size),
+                                                      "start_epoch": state.epoch})
                 _log_header(cfg, data.table, data.split, parts.model, parts.criterion, device,
                             amp_dtype, ctx, output_start(cfg, data.labels, data.split.train))
             score = score_settings(cfg, device, amp_dtype, data.table.mos_range)
@@ -249,9 +252,14 @@ def train_epochs(cfg: TrainConfig, round_: int, run_dir: Path, parts: TrainParts
                  state: TrainProgress, ctx: DistContext = DistContext(), *,
                  progress: bool = False) -> TrainProgress:
     """Epochs ``state.epoch + 1`` to ``cfg.epochs``: :func:`run_epoch`, then (rank 0)
-    :func:`track_best` and :func:`save_epoch`; returns the final best-so-far."""
+    :func:`track_best` and :func:`save_epoch`, steps.csv and the TensorBoard scalars
+    (:mod:`iqabench.tracking`; its curves figure once the last epoch is done); returns
+    the final best-so-far."""
     last_path = run_dir / runfolder.LAST
-    bar = _Progress(progress, cfg.epochs, len(data.batches), state.epoch)
+    per_epoch = len(data.batches)
+    bar = _Progress(progress, cfg.epochs, per_epoch, state.epoch)
+    tracker = open_tracker(run_dir, cfg.tensorboard and ctx.main,
+                           purge_step=state.epoch * per_epoch + 1 if state.epoch else None)
     try:
         for epoch in range(state.epoch, cfg.epochs):
             steps: list[dict] = []
@@ -260,6 +268,8 @@ def train_epochs(cfg: TrainConfig, round_: int, run_dir: Path, parts: TrainParts
                             last_good=_last_good(last_path, epoch), step_log=steps)
             if ctx.main:
                 runfolder.append_steps(run_dir, steps)  # before last.pt, as the log row
+                tracker.log_steps(steps)
+                tracker.log_epoch(row, step=(epoch + 1) * per_epoch)
                 state, improved = track_best(state, row, has_val=len(data.split.val) >= 2)
                 save_epoch(run_dir, training_state(
                     cfg, parts.model, parts.optimizer, parts.scheduler, parts.scaler,
@@ -268,9 +278,13 @@ def train_epochs(cfg: TrainConfig, round_: int, run_dir: Path, parts: TrainParts
                     resize=data.table.resize), row, improved)
                 bar.epoch_done(row["val_srcc"])
                 _log_epoch(cfg, row, improved)
+                if epoch + 1 == cfg.epochs:
+                    tracker.log_curves(runfolder.read_log(run_dir),
+                                       runfolder.read_steps(run_dir), step=cfg.epochs * per_epoch)
             ctx.barrier()
     finally:
         bar.close()
+        tracker.close()
     return state
 
 
@@ -735,7 +749,8 @@ def _prepare_folder(run_dir: Path, ctx: DistContext, *, resume: bool, force: boo
             for p in existing:
                 if p.name in runfolder.RUN_FILES and p.is_file():
                     p.unlink()
-                elif p.is_dir() and p.name.startswith("round_"):
+                elif p.is_dir() and (p.name.startswith("round_")
+                                     or p.name in runfolder.RUN_DIRS):
                     shutil.rmtree(p)
         run_dir.mkdir(parents=True, exist_ok=True)
     ctx.barrier()
@@ -758,7 +773,8 @@ def _clean_failed_start(run_dir: Path, ctx: DistContext, keep: bool) -> Iterator
                         for p in new)
             if not saved:
                 for p in new:
-                    if p.is_dir() and runfolder.round_index(p) is not None:
+                    if p.is_dir() and (runfolder.round_index(p) is not None
+                                       or p.name in runfolder.RUN_DIRS):
                         shutil.rmtree(p, ignore_errors=True)
                     elif p.name in runfolder.RUN_FILES or p.name.endswith(".tmp"):
                         p.unlink(missing_ok=True)
@@ -897,7 +913,7 @@ class _Progress:
 
 
 __all__ = ["RoundData", "RunResult", "TrainParts", "build", "build_optimizer", "build_scheduler",
-           "build_train_model", "fit", "fit_round", "load_best", "load_table", "output_start", "prepare_data",
-           "restore", "resolve_split", "run_epoch", "save_epoch", "score_settings",
-           "score_test_sets", "track_best", "train_batches", "train_epochs", "train_one_epoch",
-           "validate", "wrap_for_training", "write_run_files"]
+           "build_train_model", "fit", "fit_round", "load_best", "load_table", "output_start",
+           "prepare_data", "restore", "resolve_split", "run_epoch", "save_epoch",
+           "score_settings", "score_test_sets", "track_best", "train_batches", "train_epochs",
+           "train_one_epoch", "validate", "wrap_for_training", "write_run_files"]

@@ -79,6 +79,21 @@ def test_steps_append_per_epoch_in_column_order_and_truncate_with_the_log(tmp_pa
     assert runfolder.STEPS_CSV in runfolder.RUN_FILES  # --force removes it
 
 
+def test_environment_keeps_one_record_per_start_or_resume(tmp_path):
+    assert runfolder.read_environment(tmp_path) is None
+    runfolder.write_environment(tmp_path, {"device": "cpu", "start_epoch": 0,
+                                           "threads": np.int64(2), "x": float("nan")})
+    runfolder.write_environment(tmp_path, {"device": "cuda:0", "start_epoch": 3})
+    first, resumed = runfolder.read_environment(tmp_path)
+    assert first == {"device": "cpu", "start_epoch": 0, "threads": 2, "x": None}
+    assert resumed["start_epoch"] == 3
+    assert runfolder.ENVIRONMENT in runfolder.RUN_FILES
+    assert runfolder.TENSORBOARD in runfolder.RUN_DIRS
+    (tmp_path / runfolder.ENVIRONMENT).write_text("{not json")
+    with pytest.raises(IqabenchError, match="environment.json is not valid JSON"):
+        runfolder.read_environment(tmp_path)
+
+
 def test_predictions_and_metrics_get_their_column_order(tmp_path):
     preds = pd.DataFrame({"pred": [1.0, 2.0], "name": ["a", "b"], "mos": [1, 2],
                           "dataset": ["d", "d"], "group": ["g", "h"]})

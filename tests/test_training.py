@@ -4,6 +4,7 @@ selection on validation, resume after SIGKILL, rounds, DDP, failures."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import os
 import signal
@@ -249,6 +250,14 @@ def test_resume_after_sigkill_matches_uninterrupted_run(synthetic_root, tmp_path
     a, b = runfolder.read_steps(tmp_path / "whole"), runfolder.read_steps(killed_dir)
     assert b["step"].tolist() == a["step"].tolist() == list(range(1, len(a) + 1))
     np.testing.assert_allclose(b["loss"], a["loss"], atol=1e-5)
+    if importlib.util.find_spec("tensorboard"):  # TensorBoard hides the killed epoch's steps
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        acc = EventAccumulator(str(killed_dir / runfolder.TENSORBOARD), {"scalars": 0})
+        acc.Reload()
+        logged = acc.Scalars("train/loss")
+        assert [e.step for e in logged] == a["step"].tolist()
+        np.testing.assert_allclose([e.value for e in logged], a["loss"], atol=1e-5)
     log_a, log_b = (pd.read_csv(d / "log.csv") for d in (tmp_path / "whole", killed_dir))
     assert list(log_b["epoch"]) == [1, 2, 3, 4, 5]
     np.testing.assert_allclose(log_b["val_srcc"], log_a["val_srcc"], atol=1e-6)
