@@ -209,15 +209,20 @@ def _profile_match(profiles: pd.DataFrame | None, backbone: str, hyper_input: st
     return match.iloc[0]
 
 
+def _cell(row: pd.Series, key: str):
+    """A profile row's value, None when missing; whole floats (CSV columns with gaps
+    read as float) as int."""
+    value = row.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    return value
+
+
 def _latency_setting(row: pd.Series) -> str:
     """``cuda bf16, 25 crops``: device, dtype and crops per image of a profile row."""
-    def get(key):
-        value = row.get(key)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return None
-        return int(value) if isinstance(value, (float, np.floating)) and float(value).is_integer() \
-            else value
-    device, dtype, crops = get("device"), get("dtype"), get("n_crops")
+    device, dtype, crops = (_cell(row, k) for k in ("device", "dtype", "n_crops"))
     head = " ".join(str(v) for v in (device, dtype) if v is not None) or "?"
     return f"{head}, {crops} crops" if crops is not None else head
 
