@@ -316,15 +316,30 @@ def checkpoint_settings(cfg: EvalConfig, model: torch.nn.Module, ckpt: dict,
 
 
 def check_has_mos(dataset: str, root: str | None) -> None:
-    """A ``csv`` dataset without a ``mos`` column cannot be evaluated: say to predict."""
+    """A ``csv`` dataset without a ``mos`` column, or whose MOS do not vary (one image,
+    dummy values), cannot be evaluated: say to use ``iqabench predict``."""
     if dataset != "csv" or not root or not Path(root).is_file():
         return
     with open(root, newline="", encoding="utf-8", errors="replace") as f:
-        header = next(csv.reader(f), [])
-    if "mos" not in [h.strip() for h in header]:
-        raise IqabenchError(f"{root} has no 'mos' column: eval correlates scores with MOS; to "
-                            f"score images without MOS run `iqabench predict {root} "
-                            "--checkpoint CKPT`")
+        rows = csv.DictReader(f)
+        header = [h.strip() for h in rows.fieldnames or []]
+        values = set()
+        if "mos" in header:
+            for row in rows:
+                try:
+                    value = float(row.get("mos") or "nan")
+                except ValueError:
+                    continue
+                if np.isfinite(value):
+                    values.add(value)
+    predict_hint = (f"to score images without MOS run `iqabench predict {root} "
+                    "--checkpoint CKPT`")
+    if "mos" not in header:
+        raise IqabenchError(f"{root} has no 'mos' column: eval correlates scores with MOS; "
+                            f"{predict_hint}")
+    if len(values) < 2:
+        raise IqabenchError(f"{root}: the MOS take {len(values)} distinct value(s); eval "
+                            f"correlates scores with MOS, which must vary; {predict_hint}")
 
 
 def evaluate_checkpoint(cfg: EvalConfig, progress: bool = False) -> EvalResult:

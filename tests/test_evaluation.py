@@ -206,3 +206,7 @@ def test_eval_of_a_csv_without_mos_says_to_predict(run, tmp_path):
     with pytest.raises(IqabenchError, match=r"no 'mos' column.*iqabench predict"):
         evaluate_checkpoint(EvalConfig(checkpoint=str(run / runfolder.BEST), dataset="csv",
                                        root=str(tmp_path / "images.csv"), device="cpu"))
+    (tmp_path / "dummy.csv").write_text("path,mos\n0.png,1\n1.png,1\n")  # dummy MOS
+    with pytest.raises(IqabenchError, match=r"1 distinct value.*iqabench predict"):
+        evaluate_checkpoint(EvalConfig(checkpoint=str(run / runfolder.BEST), dataset="csv",
+                                       root=str(tmp_path / "dummy.csv"), device="cpu"))

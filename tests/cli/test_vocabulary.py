@@ -44,7 +44,8 @@ COMMANDS = dict(_commands(typer.main.get_command(app)))
 
 def test_the_tree_has_every_command():
     assert {"train", "eval", "profile", "compare", "summary", "data check", "data list",
-            "weights check", "weights convert-lite"} <= set(COMMANDS)
+            "weights check", "weights convert-lite", "weights import-hyperiqa", "predict",
+            "export"} <= set(COMMANDS)
 
 
 def _problems(path: str, command) -> list[str]:
