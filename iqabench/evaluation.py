@@ -380,11 +380,11 @@ def evaluate_checkpoint(cfg: EvalConfig, progress: bool = False) -> EvalResult:
                         "score only its test images")
     if cfg.limit:
         names = sorted(pd.Series(names).sample(n=min(cfg.limit, len(names)), random_state=cfg.seed))
-    note = scale_note(settings, table)
-    if note:
-        warnings.append(note)
     for message in warnings:
         log.warning("%s", message)
+    note = scale_note(settings, table)
+    if note:  # logged by score_images
+        warnings.append(note)
     cache = ImageCache.build(table, names=names, progress=progress,
                              min_size=settings.crop_size)
     log.info("scoring %d %s images of %s: %d %s crop(s) of %d px each, batch %d, %s",
