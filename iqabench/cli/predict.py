@@ -28,7 +28,8 @@ COLUMNS = ("path", "score", "crop_std")
                help={"checkpoint": "A run's best.pt, an imported Hyper-IQA checkpoint or an "
                                    "'iqabench export' .safetensors file.",
                      "out": f"Write the rows here (CSV or JSON lines, see --format). Without "
-                            f"it: a table for up to {TABLE_MAX} images, else rows on stdout.",
+                            f"it: a table for up to {TABLE_MAX} images (unless --format is "
+                            "given), else rows on stdout.",
                      "skip_bad": "Exit 0 even when some files could not be scored (they are "
                                  "still listed).",
                      "force": "Overwrite --out if it exists.",
@@ -86,7 +87,7 @@ def predict(
                  + (f" ({info.dataset})" if info.dataset else ""))
 
     fmt = values["format"]
-    table = out is None and len(found.files) <= TABLE_MAX
+    table = out is None and len(found.files) <= TABLE_MAX and "format" not in typed
     sink, tmp = None, None
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,8 @@ def test_one_image_prints_a_table_on_the_label_scale(ckpt, photos):
     expected = load_scorer(ckpt, device="cpu")(photos / "a.png")
     assert "a.png" in result.stdout and f"{expected:.4f}" in result.stdout
     assert "0-5 scale" in result.stdout
+    lines = invoke(photos / "a.png", "--checkpoint", ckpt, "--format", "jsonl").stdout
+    assert json.loads(lines)["score"] == pytest.approx(expected)  # rows when --format is given
     assert "4 grid crop(s) of 32 px" in result.stderr  # the checkpoint's protocol
 
 
