@@ -121,6 +121,7 @@ def _python_path_scores(config: HyperIQAConfig, file, paths, crop_mode: str, cro
 @pytest.mark.parametrize("layout", ["official", "pyiqa"])
 def test_import_hyperiqa_scores_as_the_python_loader(layout, tmp_path, monkeypatch):
     """Small stand-in for ResNet-50 (same key names) so the 25-crop protocol runs fast."""
+    import numpy as np
     import pandas as pd
 
     small = HyperIQAConfig(backbone="test_resnet", input_size=64, init="original")
@@ -146,6 +147,16 @@ def test_import_hyperiqa_scores_as_the_python_loader(layout, tmp_path, monkeypat
     assert list(rows["path"]) == [str(p) for p in paths]
     expected = _python_path_scores(small, file, paths, "grid", 25)
     assert rows["score"].to_numpy() == pytest.approx(expected, abs=1e-5)
+    # eval takes the imported checkpoint too, with the same scores (0-100 labels: no rescale)
+    from iqabench.config import EvalConfig
+    from iqabench.evaluation import evaluate_checkpoint
+
+    pd.DataFrame({"path": [p.name for p in paths], "mos": [0.0, 40.0, 100.0]}).to_csv(
+        tmp_path / "imgs" / "mos.csv", index=False)
+    result = evaluate_checkpoint(EvalConfig(checkpoint=str(out), dataset="csv", n_boot=0,
+                                            root=str(tmp_path / "imgs" / "mos.csv")))
+    assert result.predictions["pred"].to_numpy() == pytest.approx(expected, abs=1e-5)
+    assert np.isfinite(result.metrics["rmse"])  # 0-100 on both sides: a common scale
 
 
 def test_import_hyperiqa_refuses_the_wrong_layout_and_existing_out(tmp_path):
