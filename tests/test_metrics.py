@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import optimize, stats
 
-from iqabench.metrics import bootstrap_ci, compute_metrics, logistic_plcc, paired_bootstrap
+from iqabench.metrics import (
+    MARGIN,
+    bootstrap_ci,
+    compute_metrics,
+    fit_logistic,
+    logistic5,
+    logistic_plcc,
+    paired_bootstrap,
+)
 
 
 @pytest.fixture
@@ -51,7 +61,7 @@ def _tau_b(x: np.ndarray, y: np.ndarray) -> float:
     ],
 )
 def test_metrics_on_hand_computed_examples(pred, mos, expected):
-    assert compute_metrics(pred, mos) == pytest.approx(expected, abs=1e-12)
+    assert compute_metrics(pred, mos, logistic=None) == pytest.approx(expected, abs=1e-12)
 
 
 @pytest.mark.parametrize("tied", [False, True])
@@ -60,7 +70,7 @@ def test_metrics_match_a_second_method(data, tied):
     pred, mos = data
     if tied:  # coarse scores: many ties on both sides
         pred, mos = np.round(pred / 20), np.round(mos / 25)
-    m = compute_metrics(pred, mos)
+    m = compute_metrics(pred, mos, logistic=None)
     assert m["srcc"] == pytest.approx(_pearson(_average_ranks(pred), _average_ranks(mos)), abs=1e-12)
     assert m["plcc"] == pytest.approx(_pearson(pred, mos), abs=1e-12)
     assert m["krcc"] == pytest.approx(_tau_b(pred, mos), abs=1e-12)
@@ -100,3 +110,109 @@ def test_logistic_fit_finds_the_s_curve_not_a_straight_line():
     linear = stats.pearsonr(pred, mos)[0]
     for params in (4, 5):
         assert logistic_plcc(pred, mos, params) > linear + 0.02
+
+
+def _step_case() -> tuple[np.ndarray, np.ndarray]:
+    """57 images whose MOS jumps up at a third of the prediction range and then falls:
+    raw PLCC 0.04, SRCC 0.19, the shape an unconstrained 5-parameter fit follows with a
+    rise and a fall (a step in its sigmoid, a negative slope after)."""
+    rng = np.random.default_rng(8)
+    x = np.sort(rng.uniform(0, 1, 57))
+    y = np.where(x < 0.35, 1.0, 3.5 - 4.0 * (x - 0.35)) + rng.normal(0, 0.5, 57)
+    return x, y
+
+
+def _unconstrained_fit(x, y):
+    """The plain least-squares 5-parameter logistic (no bounds), best of a few starts."""
+    best, best_sse = None, np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for rate in (1.0, 4.0, 16.0, 64.0):
+            try:
+                c, _ = optimize.curve_fit(logistic5, x, y, p0=[np.ptp(y), rate, np.mean(x), 0.0,
+                                                                np.mean(y)], maxfev=20000)
+            except RuntimeError:
+                continue
+            sse = np.sum((logistic5(x, *c) - y) ** 2)
+            if sse < best_sse:
+                best, best_sse = c, sse
+    return best
+
+
+def test_step_like_data_get_a_monotonic_bounded_fit():
+    x, y = _step_case()
+    assert abs(stats.pearsonr(x, y)[0]) < 0.06 and 0.15 < stats.spearmanr(x, y)[0] < 0.25
+    # the failure case is real: unconstrained, the curve rises and falls and "PLCC" jumps
+    free = _unconstrained_fit(x, y)
+    grid = np.linspace(x.min(), x.max(), 2001)
+    assert np.any(np.diff(logistic5(grid, *free)) < 0)
+    assert stats.pearsonr(logistic5(x, *free), y)[0] > 0.6
+    fit = fit_logistic(x, y, 5)
+    curve = fit(grid)
+    assert fit.form == "5pl" and fit.direction == 1
+    assert np.all(np.diff(curve) >= -1e-12)  # non-decreasing on a dense grid
+    assert np.all(curve >= y.min() - MARGIN * np.ptp(y))
+    assert np.all(curve <= y.max() + MARGIN * np.ptp(y))
+    # no step: the steepest rise takes over a third of the prediction range from 10% to 90%
+    b1, b2 = fit.params[:2]
+    assert 4.39 / b2 > np.ptp(x) / 3 or b1 < 0.1 * np.ptp(y)
+    assert logistic_plcc(x, y) < 0.45
+
+
+def test_noise_predictions_gain_little_from_the_logistic():
+    """Pure noise on 57 images: the unconstrained fit read 0.25-0.41; the monotonic one
+    stays near the raw correlations."""
+    rng = np.random.default_rng(1)
+    got, raw = [], []
+    for _ in range(25):
+        x, y = rng.normal(size=57), rng.uniform(0, 5, 57)
+        got.append(abs(logistic_plcc(x, y)))
+        raw.append(abs(stats.spearmanr(x, y)[0]))
+    assert np.median(got) < 0.2 and np.mean(got) < np.mean(raw) + 0.08
+
+
+def test_fit_follows_the_direction_of_the_ranks_and_ignores_prediction_units():
+    rng = np.random.default_rng(3)
+    mos = rng.uniform(0, 5, 200)
+    pred = np.log(mos + 0.5) + rng.normal(0, 0.1, 200)
+    up = fit_logistic(pred, mos)
+    scaled = fit_logistic(3 * pred + 7, mos)
+    down = fit_logistic(-pred, mos)
+    assert up.direction == 1 and down.direction == -1
+    assert np.allclose(scaled(3 * pred + 7), up(pred), atol=1e-6)
+    assert np.allclose(down(-pred), up(pred), atol=1e-6)
+    grid = np.linspace(-pred.max(), -pred.min(), 500)
+    assert np.all(np.diff(down(grid)) <= 1e-12)  # non-increasing in reversed predictions
+    assert logistic_plcc(-pred, mos) == pytest.approx(-logistic_plcc(pred, mos), abs=1e-9)
+
+
+def test_fit_falls_back_and_says_which_form_it_used():
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 1, 5)  # five images: too few for five parameters
+    assert fit_logistic(x, 2 * x + rng.normal(0, 0.01, 5), 5).form == "4pl"
+    assert fit_logistic(x[:4], x[:4], 5).form == "linear"
+    flat = fit_logistic(np.ones(10), np.arange(10.0))
+    assert flat.form == "linear" and np.allclose(flat(np.ones(3)), 4.5)
+    assert fit_logistic(x, x, 4).form == "4pl"
+    assert fit_logistic(x, x).description == "monotonic 4-parameter logistic"
+
+
+def test_vqeg_rmse_is_after_the_mapping_and_raw_rmse_is_not():
+    rng = np.random.default_rng(5)
+    mos = rng.uniform(0, 100, 300)
+    pred = 0.02 * mos + 1 + rng.normal(0, 0.01, 300)  # the right order on another scale
+    m = compute_metrics(pred, mos)
+    assert m["rmse"] == pytest.approx(np.sqrt(np.mean((pred - mos) ** 2)))
+    assert m["rmse"] > 40 and m["rmse_mapped"] < 1.0
+    fit = fit_logistic(pred, mos)
+    assert m["rmse_mapped"] == pytest.approx(np.sqrt(np.mean((fit(pred) - mos) ** 2)))
+    assert m["logistic_form"] == fit.form
+    assert set(compute_metrics(pred, mos, logistic=None)) == {"srcc", "plcc", "krcc", "rmse"}
+
+
+def test_bootstrap_p_value_is_never_zero():
+    rng = np.random.default_rng(6)
+    mos = rng.uniform(0, 1, 100)
+    worse, better = mos + rng.normal(0, 0.5, 100), mos + rng.normal(0, 0.01, 100)
+    result = paired_bootstrap(worse, better, mos, n_boot=199)
+    assert result["p_value"] == pytest.approx(2 / 200)  # every resample above 0
