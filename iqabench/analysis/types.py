@@ -149,6 +149,9 @@ class Alignment:
     strata: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (mos, pred_base, pred_variant)
     rounds: list[int]
     note: str = ""
+    #: per stratum, each image's bootstrap unit: its content id, or its name
+    units: list[np.ndarray] = field(default_factory=list)
+    unit: str = "image"  # "content group" when the images share content ids
 
     @property
     def n_images(self) -> int:
