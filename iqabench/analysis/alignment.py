@@ -3,12 +3,14 @@
 Round k of the baseline is paired with round k of the variant (same seed and round
 means the same split), or the two rounds directly when each run has exactly one.
 Within a round, predictions are aligned on (dataset, name) and only images both runs
-scored are used.
+scored are used; each aligned image keeps its content id (the baseline's
+predictions.csv), so the bootstrap can resample content groups.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from iqabench import metrics as iqa_metrics
 from iqabench.analysis.types import (
@@ -30,9 +32,21 @@ def pair_rounds(base: Run, variant: Run) -> list[tuple[RoundResult, RoundResult]
     return [(r, by_round[r.round]) for r in base.rounds if r.round in by_round]
 
 
+def _units(frame: pd.DataFrame, names: pd.Index) -> np.ndarray:
+    """Each image's content id; an image without one (no column, empty) is its own unit."""
+    own = pd.Series([f"image:{n}" for n in names], index=names, dtype=object)
+    if "content_id" not in frame:
+        return own.to_numpy()
+    content = frame.loc[names, "content_id"]
+    empty = content.isna() | (content.astype(str).str.strip() == "")
+    return ("content:" + content.astype(str)).where(~empty, own).to_numpy(dtype=object)
+
+
 def align(base: Run, variant: Run, dataset: str) -> Alignment:
-    """Per paired round, the images of ``dataset`` both runs scored (matched by name)."""
-    strata, rounds, notes = [], [], []
+    """Per paired round, the images of ``dataset`` both runs scored (matched by name),
+    with their bootstrap units: ``unit`` is "content group" when images of some round
+    share a content id, the units then being content ids, else "image" (names)."""
+    strata, rounds, notes, units = [], [], [], []
     pairs = pair_rounds(base, variant)
     if not pairs:
         return Alignment([], [], "not comparable: no round in common")
@@ -50,24 +64,27 @@ def align(base: Run, variant: Run, dataset: str) -> Alignment:
         partial += len(common) < max(len(fb), len(fv))
         strata.append((mos_b, fb.loc[common, "pred"].to_numpy(float),
                        fv.loc[common, "pred"].to_numpy(float)))
+        units.append(_units(fb, common))
         rounds.append(rb.round)
     if not strata:
         why = notes[0] if notes else f"fewer than {MIN_COMMON_IMAGES} test images in common"
         return Alignment([], [], f"not comparable: {why}")
     if partial:
         notes.append(f"test sets only partly overlap in {partial} round(s); shared images used")
-    return Alignment(strata, rounds, "; ".join(notes))
+    grouped = any(len(set(u)) < len(u) for u in units)
+    return Alignment(strata, rounds, "; ".join(notes), units=units,
+                     unit="content group" if grouped else "image")
 
 
 def scatter_panel(run: Run, pred: np.ndarray, mos: np.ndarray, round_no: int) -> ScatterPanel:
-    """One run's predictions against MOS with their correlations and logistic fit."""
+    """One run's predictions against MOS with their correlations and the monotonic
+    logistic fit (``fit_form`` names the form it ended in)."""
     fit_x = np.linspace(pred.min(), pred.max(), 200)
     fitted = iqa_metrics.fit_logistic(pred, mos, 5)
-    with np.errstate(over="ignore"):  # exp overflow on the flat tails is harmless
-        fit_y = np.asarray(fitted(fit_x), dtype=float)
     return ScatterPanel(label=run.label, round=round_no, pred=pred, mos=mos,
                         srcc=iqa_metrics.srcc(pred, mos), plcc=iqa_metrics.plcc(pred, mos),
-                        fit_x=fit_x, fit_y=fit_y)
+                        fit_x=fit_x, fit_y=np.asarray(fitted(fit_x), dtype=float),
+                        fit_form=fitted.description)
 
 
 def scatter_figures(comp: Comparison) -> list[ScatterFigure]:

@@ -62,3 +62,32 @@ def test_scatter_figures_pair_baseline_and_variant_on_the_same_images(tmp_path, 
     assert len(base.mos) == len(variant.mos) == 60 and np.array_equal(base.mos, variant.mos)
     assert base.srcc == pytest.approx(metrics.srcc(base.pred, base.mos))
     assert base.fit_x.shape == base.fit_y.shape == (200,)
+
+
+def test_content_ids_travel_through_alignment(tmp_path, images):
+    a = fr.write_round(tmp_path / "a", images, fr.predictor(images))
+    part = images.iloc[::-1].iloc[:90]  # another order, fewer images
+    b = fr.write_round(tmp_path / "b", part, fr.predictor(part, seed=4), loss="l1+rank")
+    runs, base = load_runs([a, b])
+    aligned = align(base, runs[1], "synthetic")
+    assert aligned.unit == "content group"
+    [units], [(mos, _, _)] = aligned.units, aligned.strata
+    by_mos = dict(zip(images["mos"], images["content_id"]))
+    assert list(units) == [f"content:{by_mos[m]}" for m in mos]  # each image its own id
+
+
+def test_images_without_shared_content_are_their_own_units(tmp_path, images):
+    unique = images.assign(content_id=images["name"])
+    a = fr.write_round(tmp_path / "a", unique, fr.predictor(unique))
+    b = fr.write_round(tmp_path / "b", unique, fr.predictor(unique, seed=4), loss="l1+rank")
+    runs, base = load_runs([a, b])
+    aligned = align(base, runs[1], "synthetic")
+    assert aligned.unit == "image" and len(set(aligned.units[0])) == len(unique)
+
+
+def test_scatter_fit_is_monotonic_and_names_its_form(tmp_path, images):
+    a = fr.write_round(tmp_path / "a", images, fr.predictor(images))
+    [figure] = scatter_figures(analyse([a], n_boot=100))
+    [panel] = figure.panels
+    assert panel.fit_form == "monotonic 5-parameter logistic"
+    assert np.all(np.diff(panel.fit_y) >= -1e-12)
