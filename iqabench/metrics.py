@@ -242,13 +242,23 @@ _FAST = {"srcc": srcc, "plcc": plcc, "krcc": krcc, "rmse": rmse}
 
 
 def bootstrap_ci(pred, mos, metric: str = "srcc", n_boot: int = 1000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of a metric, resampling images."""
+                 seed: int = 0, groups=None) -> tuple[float, float]:
+    """Percentile bootstrap interval of a metric, resampling images, or with ``groups``
+    (one label per image, e.g. content ids) whole groups: as many groups as there are,
+    drawn with replacement, each bringing all its images."""
     p, y = _arrays(pred, mos)
     fn = _FAST[metric]
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, p.size, size=(n_boot, p.size))
-    vals = np.array([fn(p[i], y[i]) for i in idx])
+    if groups is None:
+        samples = list(rng.integers(0, p.size, size=(n_boot, p.size)))
+    else:
+        labels = np.asarray(groups).astype(str).ravel()
+        if labels.size != p.size:
+            raise ValueError(f"{labels.size} group labels for {p.size} images")
+        members = [np.flatnonzero(labels == g) for g in dict.fromkeys(labels.tolist())]
+        draws = rng.integers(0, len(members), size=(n_boot, len(members)))
+        samples = [np.concatenate([members[k] for k in row]) for row in draws]
+    vals = np.array([fn(p[i], y[i]) for i in samples])
     alpha = (1 - level) / 2
     return float(np.nanquantile(vals, alpha)), float(np.nanquantile(vals, 1 - alpha))
 

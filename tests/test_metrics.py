@@ -216,3 +216,16 @@ def test_bootstrap_p_value_is_never_zero():
     worse, better = mos + rng.normal(0, 0.5, 100), mos + rng.normal(0, 0.01, 100)
     result = paired_bootstrap(worse, better, mos, n_boot=199)
     assert result["p_value"] == pytest.approx(2 / 200)  # every resample above 0
+
+
+def test_bootstrap_by_content_draws_whole_groups_and_widens_when_errors_follow_content():
+    rng = np.random.default_rng(7)
+    groups = np.repeat(np.arange(12), 8)
+    mos = rng.uniform(0, 5, 96)
+    pred = mos + rng.normal(0, 1.0, 12)[groups] + rng.normal(0, 0.1, 96)
+    by_image = bootstrap_ci(pred, mos, "plcc", n_boot=400)
+    by_content = bootstrap_ci(pred, mos, "plcc", n_boot=400, groups=groups)
+    assert by_content[0] < compute_metrics(pred, mos, None)["plcc"] < by_content[1]
+    assert by_content[1] - by_content[0] > 1.3 * (by_image[1] - by_image[0])
+    single = bootstrap_ci(pred, mos, "plcc", n_boot=400, groups=np.arange(96))
+    assert single == by_image  # one image per group: the image bootstrap, same draws

@@ -174,6 +174,34 @@ def resample_weights(units: list[np.ndarray | int], n_boot: int,
     return out
 
 
+def rounds_interval(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+                    metric: str = "srcc", n_boot: int = 1000, level: float = 0.95,
+                    seed: int = 0) -> dict:
+    """One run's ``metric`` averaged over its rounds, with a percentile bootstrap
+    interval of test sampling: ``samples`` holds per round (pred, mos, units), units
+    being each image's content id (whole groups resampled) or None (images); rounds on
+    the same test images share their draws (:func:`resample_weights`). Returns
+    ``value``, ``ci_low``, ``ci_high``, ``n_units`` (distinct labelled units over the
+    rounds, plus the images of unlabelled rounds). It covers test sampling only, not
+    training randomness."""
+    if not samples:
+        raise ValueError("no rounds")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, not {n_boot}")
+    rng = np.random.default_rng(seed)
+    units = [len(p) if u is None else u for p, _, u in samples]
+    weights = resample_weights(units, n_boot, rng)
+    fn = getattr(iqa_metrics, metric)
+    boot = np.mean([weighted_metric_rows(p, y, w, metric)
+                    for (p, y, _), w in zip(samples, weights)], axis=0)
+    tail = (1 - level) / 2
+    labelled = [set(np.asarray(u).astype(str).tolist()) for u in units if not isinstance(u, int)]
+    n_units = len(set().union(*labelled)) + sum(u for u in units if isinstance(u, int))
+    return {"value": float(np.mean([fn(p, y) for p, y, _ in samples])),
+            "ci_low": float(np.nanquantile(boot, tail)),
+            "ci_high": float(np.nanquantile(boot, 1 - tail)), "n_units": n_units}
+
+
 #: Fewer paired rounds than this and no claim about training recipes is made: the
 #: interval then covers test-image sampling only.
 MIN_ROUNDS = 2

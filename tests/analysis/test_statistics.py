@@ -19,6 +19,7 @@ from iqabench.analysis.statistics import (
     paired_comparisons,
     resample_weights,
     round_metrics,
+    rounds_interval,
     validation_results,
     weighted_metric_rows,
 )
@@ -271,3 +272,16 @@ def test_by_content_false_resamples_images(tmp_path, images):
     runs, base = _runs(tmp_path, images, lambda p, k: fr.rerun(p, seed=k), rounds=1, seed=1)
     paired = paired_comparisons(runs, base, ("srcc",), n_boot=N_BOOT, by_content=False)
     assert list(paired["unit"]) == ["image"] and list(paired["n_units"]) == [len(images)]
+
+
+def test_rounds_interval_averages_rounds_and_resamples_content(images):
+    mos = images["mos"].to_numpy()
+    preds = [fr.predictor(images, seed=k) for k in range(2)]
+    content = images["content_id"].to_numpy()
+    got = rounds_interval([(p, mos, content) for p in preds], "srcc", n_boot=N_BOOT)
+    assert got["value"] == pytest.approx(np.mean([metrics.srcc(p, mos) for p in preds]))
+    assert got["ci_low"] < got["value"] < got["ci_high"] and got["n_units"] == 20
+    one = rounds_interval([(preds[0], mos, None)], "srcc", n_boot=N_BOOT, seed=2)
+    low, high = metrics.bootstrap_ci(preds[0], mos, "srcc", n_boot=N_BOOT, seed=2)
+    assert one["ci_low"] == pytest.approx(low, abs=1e-12)
+    assert one["ci_high"] == pytest.approx(high, abs=1e-12)
