@@ -49,7 +49,8 @@ def krcc(pred, mos) -> float:
 
 
 def rmse(pred, mos) -> float:
-    """Root mean squared error, in label units."""
+    """Root mean squared error of the raw predictions, in label units (the VQEG RMSE,
+    after the monotonic mapping, is ``rmse_mapped`` of :func:`compute_metrics`)."""
     p, y = _arrays(pred, mos)
     return float(np.sqrt(np.mean((p - y) ** 2)))
 
