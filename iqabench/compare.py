@@ -273,10 +273,10 @@ def design_card(runs: list[Run], profiles: pd.DataFrame | None,
 
 def run_intervals(runs: list[Run], metrics: tuple[str, ...] = ("srcc", "plcc"),
                   n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
-    """Each run's metric per test set, the mean over its rounds, with a percentile
-    bootstrap interval: test images resampled within every round (the same resample
-    index averaged over rounds). It covers test-image sampling, not training seeds."""
-    rng = np.random.default_rng(seed)
+    """Each run's metric per test set, the mean over its rounds, with the percentile
+    bootstrap interval of :func:`~iqabench.analysis.statistics.rounds_interval`: whole
+    content groups resampled where test images share a content id, else images. It
+    covers test sampling, not training seeds; ``unit`` says what was resampled."""
     rows = []
     for run in runs:
         datasets = sorted(set().union(*(set(r.predictions["dataset"]) for r in run.rounds)))
@@ -285,18 +285,22 @@ def run_intervals(runs: list[Run], metrics: tuple[str, ...] = ("srcc", "plcc"),
             frames = [f for f in frames if len(f) >= 3]
             if not frames:
                 continue
-            draws = [(f["pred"].to_numpy(float), f["mos"].to_numpy(float),
-                      rng.integers(0, len(f), size=(n_boot, len(f)))) for f in frames]
+            samples = []
+            for f in frames:
+                ids = (f["content_id"].astype(str).to_numpy() if "content_id" in f.columns
+                       and f["content_id"].notna().all() else None)
+                grouped = ids is not None and len(set(ids)) < len(ids)
+                samples.append((f["pred"].to_numpy(float), f["mos"].to_numpy(float),
+                                ids if grouped else None))
+            grouped = any(u is not None for _, _, u in samples)
             for metric in metrics:
-                point = float(np.mean([statistics.metric_rows(p, y, metric) for p, y, _ in draws]))
-                boot = np.mean([statistics.metric_rows(p[i], y[i], metric) for p, y, i in draws],
-                               axis=0)
-                tail = (1 - level) / 2
+                got = statistics.rounds_interval(samples, metric, n_boot, level, seed)
+                unit = statistics.unit_label("content group" if grouped else "image",
+                                             got["n_units"])
                 rows.append({"run": run.label, "dataset": dataset, "metric": metric,
-                             "rounds": len(frames), "value": point,
-                             "ci_low": float(np.nanquantile(boot, tail)),
-                             "ci_high": float(np.nanquantile(boot, 1 - tail)),
-                             "unit": "images"})
+                             "rounds": len(frames), "value": got["value"],
+                             "ci_low": got["ci_low"], "ci_high": got["ci_high"],
+                             "unit": unit})
     return pd.DataFrame(rows, columns=["run", "dataset", "metric", "rounds", "value", "ci_low",
                                        "ci_high", "unit"])
 

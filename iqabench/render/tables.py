@@ -121,7 +121,8 @@ def design_table(comp: Comparison) -> Table | None:
     settings = list(dict.fromkeys(timed["latency_setting"]))
     ms_head = f"ms/image ({settings[0]})" if len(settings) == 1 else (
         "ms/image (device dtype, crops)" if settings else "ms/image")
-    units = sorted(set(comp.intervals["unit"])) if intervals is not None else []
+    units = sorted({str(u).split(" (")[0] for u in comp.intervals["unit"]}
+                   if intervals is not None else [])
     trained = {r.backbone for r in comp.runs}
     data_rows, show_rows = [], []
     for _, row in design.iterrows():
@@ -161,15 +162,17 @@ def design_table(comp: Comparison) -> Table | None:
                 show[f"{d} {m.upper()} [95% CI]"] = cell
         data_rows.append(data)
         show_rows.append(show)
-    unit = " and ".join(units) or "images"
+    unit = " or ".join(f"{u}s" for u in units) or "images"
     note = ("One row per backbone × hyper input. Params: millions, whole model; GFLOPs: "
             "2 × fvcore's multiply-accumulates for one crop of 'input' pixels at batch 1. Both "
             "are counted by compare from a randomly initialised model (weights do not change "
             "them), as `iqabench profile` counts them. ms/image: from the --profile outputs "
             "(median forward time per crop × crops per image, on the device and dtype in the "
             "header). SRCC/PLCC: the run shown (the variant's best run on validation), mean "
-            f"over its rounds, recomputed from predictions.csv; 95% bootstrap interval over "
-            f"test {unit} (test sampling, not training seeds). Cells without a number say why.")
+            f"over its rounds, recomputed from predictions.csv; 95% bootstrap interval "
+            f"resampling test {unit} (whole content groups where test images share a content "
+            "id; intervals.csv names the unit per run and test set); it covers test sampling, "
+            "not training seeds. Cells without a number say why.")
     return Table("design_card", "Design card: cost and test accuracy per backbone and hyper "
                  "input", note, pd.DataFrame(data_rows), pd.DataFrame(show_rows))
 
@@ -334,34 +337,43 @@ def alpha_table(comp: Comparison) -> Table | None:
 
 def paired_table(comp: Comparison) -> Table:
     """Each variant against the baseline: difference, 95% interval, p-value, the
-    resampled unit and the reading."""
+    resampled unit, the interval's reading and the verdict on the recipes."""
     data = comp.paired.copy()
     data.insert(1, "name", [comp.name_of(v) for v in data["variant"]])
     rows = []
     for _, r in data.iterrows():
         ci = ("—" if math.isnan(r["ci_low"])
               else f"[{fmt(r['ci_low'], signed=True)}, {fmt(r['ci_high'], signed=True)}]")
-        unit = r.get("unit", "")
         rows.append({"variant": r["name"], "test set": r["dataset"],
                      "metric": r["metric"].upper(), "rounds": r["rounds"], "images": r["n_images"],
                      "baseline": fmt(r["baseline_value"]), "variant value": fmt(r["variant_value"]),
                      "diff": fmt(r["diff"], signed=True), "95% CI": ci, "p": fmt_p(r["p_value"]),
-                     "resampled": str(unit) if isinstance(unit, str) and unit else "—",
-                     "significance": r["significance"], "note": r["note"] or "—"})
+                     "resampled": _text(r.get("unit")), "interval": r["significance"],
+                     "verdict": _text(r.get("verdict")), "method": _text(r.get("method")),
+                     "note": _text(r.get("note"))})
     note = (f"Each variant minus the baseline `{comp.baseline.name}`, on the same test images "
             "(aligned on dataset and image name, round k against round k). diff = mean over "
-            "paired rounds of metric(variant) − metric(baseline); 95% interval from a paired "
-            "bootstrap (both models scored on each resample); 'resampled' names the unit drawn "
-            "with replacement (content groups where the split is by content, else images). "
-            "'not significant': the interval contains 0, so these data cannot support a "
-            "difference. With 1 round the interval covers test sampling only, not training "
-            "randomness (seed, split): train several rounds before crediting a recipe. "
-            f"'not comparable': fewer than {MIN_COMMON_IMAGES} test images in common in every "
-            "round.")
+            "paired rounds of metric(variant) − metric(baseline). 95% interval ('method'): with "
+            "one round, a paired bootstrap of the test set (test sampling only); with several, "
+            "a t-interval over the per-round differences that adds the test-sampling variance. "
+            "'resampled': the bootstrap's unit, whole content groups where test images share a "
+            "content id (AGIQA-3K prompts, reference images), else images. 'interval': "
+            "'significant' when it excludes 0, 'not significant' when these data cannot "
+            "support a difference. 'verdict': the claim about the training recipes, which "
+            "needs at least two paired rounds ('too few rounds to judge' below). 'not "
+            f"comparable': fewer than {MIN_COMMON_IMAGES} test images in common in every round.")
     return Table("paired", "Paired comparison against the baseline run", note, data,
                  pd.DataFrame(rows, columns=["variant", "test set", "metric", "rounds", "images",
                                              "baseline", "variant value", "diff", "95% CI", "p",
-                                             "resampled", "significance", "note"]))
+                                             "resampled", "interval", "verdict", "method",
+                                             "note"]))
+
+
+def _text(value) -> str:
+    """A text cell; empty or missing reads as an em dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or str(value) == "":
+        return "—"
+    return str(value)
 
 
 def gate_table(comp: Comparison) -> Table | None:

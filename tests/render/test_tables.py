@@ -3,6 +3,8 @@ Markdown, CSV and LaTeX."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 
 from iqabench.compare import NO_PROFILE, NOT_PROFILED, analyse
@@ -107,14 +109,21 @@ def test_paired_table_marks_reruns_not_significant_and_missing_sets_not_comparab
 
 
 def test_paired_table_prints_small_p_values_and_the_resampled_unit(comp):
-    table = tables.paired_table(comp)
-    shown = table.display
+    paired = comp.paired.copy()
+    paired.loc[paired["variant"] == "test_resnet/multiscale/l1", "p_value"] = 0.0004
+    shown = tables.paired_table(dataclasses.replace(comp, paired=paired)).display
     row = shown[(shown["variant"] == MS) & (shown["metric"] == "SRCC")
                 & (shown["test set"] == "synthetic")].iloc[0]
     assert row["p"] == "<0.001"  # never 0.000
-    assert "resampled" in shown.columns and row["resampled"]
+    assert row["resampled"] == "content group (20 groups)"  # 120 images, 6 per content id
+    assert row["verdict"] == "too few rounds to judge" and row["interval"] == "significant"
     assert tables.fmt_p(0.0004) == "<0.001" and tables.fmt_p(0.0123) == "0.012"
     assert all(str(c).strip() for c in shown.columns)
+
+
+def test_design_card_intervals_resample_content_groups(comp):
+    units = set(comp.intervals["unit"])
+    assert units == {"content group (20 groups)", "content group (7 groups)"}  # 40 livec
 
 
 def test_write_tables_returns_every_file_it_wrote(comp, tmp_path):
