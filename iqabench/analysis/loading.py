@@ -23,8 +23,9 @@ PROFILE_CSV = "profile.csv"
 
 def load_round(folder: Path, index: int = 0) -> RoundResult:
     """One round folder: ``config.yaml`` and ``predictions.csv`` required, ``log.csv``
-    and ``steps.csv`` optional (validation tables and loss curves then say so). Only test rows of the ``best`` checkpoint
-    count; the round number is the config's, else ``index``."""
+    and ``steps.csv`` optional (validation tables and loss curves then say so). Only
+    test rows of the ``best`` checkpoint count; the round number is the config's, else
+    ``index``."""
     folder = Path(folder)
     config = runfolder.read_config(folder)
     preds = runfolder.read_predictions(folder)

@@ -49,7 +49,8 @@ def compare(
     metric = values["metric"]
     metrics = tuple(metric) if metric else ("srcc", "plcc")
     result = run_compare(runs, profiles=values["profile"], baseline_run=values["baseline_run"],
-                         names=values["label"], out=out, metrics=metrics, n_boot=values["n_boot"], seed=values["seed"],
+                         names=values["label"], out=out, metrics=metrics,
+                         n_boot=values["n_boot"], seed=values["seed"],
                          pca_limit=values["pca_limit"], baseline_file=baseline,
                          max_drop=max_drop, plots=values["plots"], overwrite=values["force"],
                          command=_command_line())

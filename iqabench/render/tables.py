@@ -163,6 +163,10 @@ def design_table(comp: Comparison) -> Table | None:
         data_rows.append(data)
         show_rows.append(show)
     unit = " or ".join(f"{u}s" for u in units) or "images"
+    units_of = ({d: list(dict.fromkeys(f["unit"]))
+                 for d, f in comp.intervals.groupby("dataset", sort=False)}
+                if intervals is not None else {})
+    per_set = "; ".join(f"{d}: {', '.join(units_of[d])}" for d in datasets if d in units_of)
     note = ("One row per backbone × hyper input. Params: millions, whole model; GFLOPs: "
             "2 × fvcore's multiply-accumulates for one crop of 'input' pixels at batch 1. Both "
             "are counted by compare from a randomly initialised model (weights do not change "
@@ -171,8 +175,8 @@ def design_table(comp: Comparison) -> Table | None:
             "header). SRCC/PLCC: the run shown (the variant's best run on validation), mean "
             f"over its rounds, recomputed from predictions.csv; 95% bootstrap interval "
             f"resampling test {unit} (whole content groups where test images share a content "
-            "id; intervals.csv names the unit per run and test set); it covers test sampling, "
-            "not training seeds. Cells without a number say why.")
+            f"id{'; ' + per_set if per_set else ''}); it covers test sampling, not training "
+            "seeds. Cells without a number say why.")
     return Table("design_card", "Design card: cost and test accuracy per backbone and hyper "
                  "input", note, pd.DataFrame(data_rows), pd.DataFrame(show_rows))
 
@@ -278,18 +282,22 @@ def _alpha_finding(name: str, members: list[Run], val: dict[str, dict]) -> str:
     if not ranked:
         return ""
     best = max(ranked, key=lambda r: val[r.label]["val_srcc"])
-    alphas = ", ".join(f"{r.alpha:g}" for r in ranked)
-    chosen = (f"{name}: among α = {alphas} the sweep chose α = {best.alpha:g} "
-              f"(val SRCC {fmt(val[best.label]['val_srcc'])})")
+    score = f"val SRCC {fmt(val[best.label]['val_srcc'])}"
+    if len(ranked) == 1:
+        chosen = f"{name}: the one α tried, {best.alpha:g} ({score}),"
+    else:
+        alphas = ", ".join(f"{r.alpha:g}" for r in ranked)
+        chosen = f"{name}: among α = {alphas} the sweep chose α = {best.alpha:g} ({score}),"
     if not l1:
-        return chosen + ", and there is no L1 run (α = 0) to compare with."
-    ref = val[l1[0].label]["val_srcc"]
-    beat = [r for r in ranked if val[r.label]["val_srcc"] > ref]
+        return f"{chosen} and there is no L1 run (α = 0) to compare it with."
+    ref = f"L1 alone (α = 0, val SRCC {fmt(val[l1[0].label]['val_srcc'])})"
+    beat = [r for r in ranked if val[r.label]["val_srcc"] > val[l1[0].label]["val_srcc"]]
     if not beat:
-        return (chosen + f", while L1 alone (α = 0, val SRCC {fmt(ref)}) scored at least as "
-                "well as every α: no α beat L1.")
-    return (chosen + f"; {len(beat)} of {len(ranked)} α values beat L1 alone (α = 0, val SRCC "
-            f"{fmt(ref)}).")
+        every = "it" if len(ranked) == 1 else "every α"
+        return f"{chosen} but {ref} scored at least as well as {every}: no α beat L1."
+    if len(ranked) == 1:
+        return f"{chosen} and it beat {ref}."
+    return f"{chosen} and {len(beat)} of the {len(ranked)} α values beat {ref}."
 
 
 def alpha_table(comp: Comparison) -> Table | None:

@@ -82,15 +82,16 @@ def test_alpha_sweep_lists_alphas_with_l1_as_zero_and_marks_best(comp):
     assert list(last["best_on_val"]) == [False, True, False]
     assert "multiscale" not in set(data["hyper_input"])  # no rank run there: nothing swept
     assert all(str(c).strip() for c in table.display.columns)
-    assert "the sweep chose α = 0.5" in table.footer
-    assert "1 of 2 α values beat L1 alone (α = 0, val SRCC 0.800)" in table.footer
+    assert table.footer == ("test_resnet · last on synthetic: among α = 0.5, 2 the sweep chose "
+                            "α = 0.5 (val SRCC 0.820), and 1 of the 2 α values beat L1 alone "
+                            "(α = 0, val SRCC 0.800).")
 
 
 def test_alpha_sweep_says_when_l1_beat_every_alpha(runs):
     table = tables.alpha_table(analyse([runs[0], runs[2]], n_boot=200, design_backbones=()))
-    assert table.footer == ("test_resnet · last on synthetic: among α = 2 the sweep chose α = 2 "
-                            "(val SRCC 0.750), while L1 alone (α = 0, val SRCC 0.800) scored at "
-                            "least as well as every α: no α beat L1.")
+    assert table.footer == ("test_resnet · last on synthetic: the one α tried, 2 (val SRCC "
+                            "0.750), but L1 alone (α = 0, val SRCC 0.800) scored at least as well "
+                            "as it: no α beat L1.")
     assert table.footer in tables.markdown(table).split("\n")  # under the table
 
 
@@ -124,6 +125,8 @@ def test_paired_table_prints_small_p_values_and_the_resampled_unit(comp):
 def test_design_card_intervals_resample_content_groups(comp):
     units = set(comp.intervals["unit"])
     assert units == {"content group (20 groups)", "content group (7 groups)"}  # 40 livec
+    assert ("synthetic: content group (20 groups); livec: content group (7 groups)"
+            in tables.design_table(comp).note)
 
 
 def test_write_tables_returns_every_file_it_wrote(comp, tmp_path):
