@@ -434,9 +434,14 @@ _LATEX_UNICODE = {"α": r"$\alpha$", "Δ": r"$\Delta$", "±": r"$\pm$", "·": r"
 
 def latex_escape(text: object) -> str:
     """``text`` for a LaTeX cell: specials escaped, the Greek letters and symbols the
-    tables use in math mode, backticks dropped (pdflatex-safe)."""
+    tables use in math mode, backticks dropped, ``--`` kept as two hyphens
+    (pdflatex-safe)."""
+    text = str(text).replace("`", "")
     out = []
-    for ch in str(text).replace("`", ""):
+    for i, ch in enumerate(text):
+        if ch == "-" and text[i + 1:i + 2] == "-":
+            out.append("-{}")  # "--flag" stays two hyphens, not an en dash
+            continue
         out.append(_LATEX_SPECIAL.get(ch) or _LATEX_UNICODE.get(ch) or ch)
     return "".join(out)
 

@@ -145,5 +145,6 @@ def test_latex_is_booktabs_with_escaped_cells(comp, tmp_path):
     assert tex.startswith("\\begin{table}") and tex.rstrip().endswith("\\end{table}")
     assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
     assert "$\\alpha$" in tex and "α" not in tex and "test\\_resnet" in tex
+    assert tables.latex_escape("--profile — 5%") == "-{}-profile --- 5\\%"
     header = tex.split("\\toprule\n")[1].split("\n")[0]
     assert header.count("&") == len(tables.alpha_table(comp).display.columns) - 1
