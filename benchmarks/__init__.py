@@ -8,6 +8,8 @@ Run each from the repository root as a module (``python benchmarks/NAME.py`` wor
   alone (``results/data_pipeline/``);
 - ``python -m benchmarks.eval_precision``: one checkpoint scored in fp32, bf16 and bf16
   compiled (``results/agiqa3k_study/precision/``);
+- ``python -m benchmarks.predict_speed``: images/s of ``iqabench predict`` at 9 and 25
+  crops, fp32 and bf16 compiled (``results/predict_speed/``);
 - ``python -m benchmarks.cli_startup``: how long ``iqabench --help`` and
   ``iqabench data list`` take to start (``results/cli_startup/``);
 - ``bash benchmarks/agiqa3k_study.sh`` and ``bash benchmarks/profile_backbones.sh``: the
@@ -17,3 +19,10 @@ Run each from the repository root as a module (``python benchmarks/NAME.py`` wor
 results folder's README (template, tables, provenance). Timing goes through
 :mod:`iqabench.profiling`, provenance through :mod:`iqabench.provenance`.
 """
+
+#: Scoring modes the scoring benchmarks compare: name -> (``--amp`` value, ``--compile``).
+SCORING_MODES = {
+    "fp32": ("none", False),
+    "bf16": ("bf16", False),
+    "bf16+compile": ("bf16", True),
+}

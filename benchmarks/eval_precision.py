@@ -27,7 +27,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from benchmarks import readme  # noqa: E402
+from benchmarks import SCORING_MODES, readme  # noqa: E402
 from iqabench.checkpoint import load_checkpoint  # noqa: E402
 from iqabench.config import EvalConfig  # noqa: E402
 from iqabench.data import load_dataset  # noqa: E402
@@ -38,11 +38,7 @@ from iqabench.evaluation import checkpoint_settings, predict, score_images  # no
 from iqabench.profiling import timed  # noqa: E402
 from iqabench.runtime import compile_for_inference  # noqa: E402
 
-MODES = {  # name -> (iqabench eval --amp, --compile)
-    "fp32": ("none", False),
-    "bf16": ("bf16", False),
-    "bf16+compile": ("bf16", True),
-}
+MODES = SCORING_MODES
 
 
 README = """\

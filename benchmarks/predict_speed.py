@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # started as `python benchmarks/predict_speed.py`
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks import readme  # noqa: E402
+from benchmarks import SCORING_MODES, readme  # noqa: E402
 from iqabench.checkpoint import save_checkpoint  # noqa: E402
 from iqabench.config import HyperIQAConfig  # noqa: E402
 from iqabench.data import load_dataset  # noqa: E402
@@ -36,11 +36,7 @@ from iqabench.models.weights import convert_lite  # noqa: E402
 from iqabench.profiling import timed  # noqa: E402
 from iqabench.scoring import load_scorer  # noqa: E402
 
-MODES = {  # name -> (iqabench predict --amp, --compile)
-    "fp32": ("none", False),
-    "bf16": ("bf16", False),
-    "bf16+compile": ("bf16", True),
-}
+MODES = SCORING_MODES
 
 README = """\
 # `iqabench predict` throughput

@@ -110,6 +110,13 @@ class _Schema(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as err:
+            # pydantic validates through the overridden __init__, which has already made
+            # the one-line message (without the source): name the source in it once.
+            inner = [item.get("ctx", {}).get("error") for item in err.errors()]
+            if len(inner) == 1 and isinstance(inner[0], ConfigError):
+                where = f" in {source}" if source else ""
+                raise ConfigError(str(inner[0]).replace(f"bad {cls.what}:",
+                                                        f"bad {cls.what}{where}:", 1)) from None
             raise ConfigError(_one_line(err, cls.what, source)) from None
 
     def to_dict(self) -> dict[str, Any]:

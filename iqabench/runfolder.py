@@ -79,7 +79,7 @@ PREDICTION_COLUMNS = ("dataset", "subset", "name", "mos", "pred", "content_id")
 METRIC_COLUMNS = ("dataset", "round", "n", "srcc", "plcc", "krcc", "rmse", "plcc_logistic",
                   "srcc_ci_low", "srcc_ci_high", "checkpoint")
 #: Metrics summarised over rounds (those present in the per-round rows).
-SUMMARY_METRICS = ("srcc", "plcc", "krcc", "rmse", "plcc_logistic")
+SUMMARY_METRICS = ("srcc", "plcc", "krcc", "rmse", "rmse_mapped", "plcc_logistic")
 
 _ROUND_DIR = re.compile(r"^round_(\d+)$")
 

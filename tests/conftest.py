@@ -1,4 +1,5 @@
-"""Shared fixtures: offline hub, few threads, and the real data beside the repository."""
+"""Shared fixtures: offline hub, few threads, the real data beside the repository, and a
+tiny untrained model with a handful of uint8 images for scoring tests."""
 
 from __future__ import annotations
 
@@ -37,3 +38,29 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+#: Input size of the tiny scoring model (test_resnet) the ``tiny_model`` fixture builds.
+TINY_SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """An untrained test_resnet Hyper-IQA at 32 px in eval mode, seeded (same weights every time)."""
+    import torch
+
+    from iqabench.config import HyperIQAConfig
+    from iqabench.models.hyperiqa import HyperIQA
+
+    torch.manual_seed(0)
+    return HyperIQA(HyperIQAConfig(backbone="test_resnet", input_size=TINY_SIZE)).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_images():
+    """Five seeded uint8 CHW images of slightly different sizes, keyed by file name."""
+    import torch
+
+    gen = torch.Generator().manual_seed(1)
+    return {f"img{i}.png": torch.randint(0, 256, (3, 40 + i, 48), dtype=torch.uint8, generator=gen)
+            for i in range(5)}

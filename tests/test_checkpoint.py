@@ -34,16 +34,13 @@ SIZE = 32
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return HyperIQA(HyperIQAConfig(backbone="test_resnet", input_size=SIZE)).eval()
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
-def images():
-    gen = torch.Generator().manual_seed(1)
-    return {f"img{i}.png": torch.randint(0, 256, (3, 40 + i, 48), dtype=torch.uint8, generator=gen)
-            for i in range(5)}
+def images(tiny_images):
+    return tiny_images
 
 
 def test_checkpoint_round_trip(model, images, tmp_path):

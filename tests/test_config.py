@@ -140,6 +140,14 @@ def test_bad_value_names_key_value_and_file_on_one_line(tmp_path):
     assert "\n" not in message and str(path) in message
     assert "epochs = 'two'" in message and "loss = 'mse'" in message
     assert "model.hyper_input = 'all'" in message
+    assert message.count("bad train config") == 1  # the source is named once, not nested
+
+
+def test_flag_errors_name_their_source_once():
+    with pytest.raises(IqabenchError) as err:
+        TrainConfig.from_dict({"dataset": "x", "epochs": "a"}, source="flags")
+    assert str(err.value).startswith("bad train config in flags: epochs = 'a'")
+    assert str(err.value).count("bad train config") == 1
 
 
 def test_dataset_is_required():

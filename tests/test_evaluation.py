@@ -15,7 +15,7 @@ from PIL import Image
 
 from iqabench import runfolder
 from iqabench.checkpoint import save_checkpoint
-from iqabench.config import EvalConfig, HyperIQAConfig, TrainConfig
+from iqabench.config import EvalConfig, TrainConfig
 from iqabench.data import load_dataset
 from iqabench.data.splits import Split, write_split
 from iqabench.data.transforms import eval_crops
@@ -29,22 +29,18 @@ from iqabench.evaluation import (
     predict,
     unit_to_mos,
 )
-from iqabench.models.hyperiqa import HyperIQA
 
 SIZE = 32
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return HyperIQA(HyperIQAConfig(backbone="test_resnet", input_size=SIZE)).eval()
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
-def images():
-    gen = torch.Generator().manual_seed(1)
-    return {f"img{i}.png": torch.randint(0, 256, (3, 40 + i, 48), dtype=torch.uint8, generator=gen)
-            for i in range(5)}
+def images(tiny_images):
+    return tiny_images
 
 
 def one_by_one(model, images, names, n):

@@ -10,10 +10,8 @@ import pytest
 import torch
 
 from iqabench import runtime
-from iqabench.config import HyperIQAConfig
 from iqabench.errors import IqabenchError
 from iqabench.evaluation import predict
-from iqabench.models.hyperiqa import HyperIQA
 from iqabench.runtime import (
     DistContext,
     autocast,
@@ -32,16 +30,13 @@ SIZE = 32
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return HyperIQA(HyperIQAConfig(backbone="test_resnet", input_size=SIZE)).eval()
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
-def images():
-    gen = torch.Generator().manual_seed(1)
-    return {f"img{i}.png": torch.randint(0, 256, (3, 40 + i, 48), dtype=torch.uint8, generator=gen)
-            for i in range(5)}
+def images(tiny_images):
+    return tiny_images
 
 
 def test_resolve_device_accepts_auto_cpu_and_checks_cuda(monkeypatch):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from iqabench.data._native import dataset_root, load_mat_variable, make_table, mat_text
 from iqabench.data.table import DatasetTable
