@@ -38,7 +38,7 @@ def evaluate(**values) -> None:
     settings = {k: v for k, v in values.items() if k not in FROM_RUN or k in typed}
     settings = {k: str(v) if hasattr(v, "__fspath__") else v for k, v in settings.items()}
     cfg = EvalConfig(**settings)
-    stderr = Console(stderr=True)
+    stderr = Console(stderr=True, soft_wrap=True)  # paths stay whole on one line
     result = evaluate_checkpoint(cfg, progress=sys.stderr.isatty())
     for warning in result.warnings:  # e.g. which images were scored without --split
         stderr.print(f"[bold yellow]warning:[/] {warning}", highlight=False)

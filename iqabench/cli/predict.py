@@ -53,7 +53,7 @@ def predict(
 
     from iqabench.inputs import IMAGE_EXTENSIONS, gather
 
-    stderr = Console(stderr=True, highlight=False)
+    stderr = Console(stderr=True, highlight=False, soft_wrap=True)  # paths stay whole on one line
     found = gather(paths)
     for path in found.empty:
         stderr.print(f"[yellow]note:[/] {path} holds no image file")
