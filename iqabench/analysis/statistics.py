@@ -305,9 +305,19 @@ def verdict(result: dict | None) -> str:
     return significance(result)
 
 
+#: Below this many content groups a group bootstrap's percentile interval is unreliable
+#: (it can only take a few distinct values); tables say so beside the unit.
+MIN_RELIABLE_GROUPS = 10
+
+
 def unit_label(unit: str, n_units: int) -> str:
-    """The resampled unit as a table says it: ``content group (24 groups)`` or ``image``."""
-    return f"content group ({n_units} groups)" if unit == "content group" else "image"
+    """The resampled unit as a table says it: ``content group (24 groups)`` or ``image``;
+    fewer than :data:`MIN_RELIABLE_GROUPS` groups are flagged as too few to trust."""
+    if unit != "content group":
+        return "image"
+    if n_units < MIN_RELIABLE_GROUPS:
+        return f"content group ({n_units} groups; too few for a reliable interval)"
+    return f"content group ({n_units} groups)"
 
 
 #: Columns of :func:`paired_comparisons`, in order.

@@ -12,6 +12,7 @@ from scipy import stats
 from iqabench import metrics
 from iqabench.analysis.loading import load_run, load_runs
 from iqabench.analysis.statistics import (
+    MIN_RELIABLE_GROUPS,
     MIN_ROUNDS,
     PAIRED_COLUMNS,
     metric_rows,
@@ -20,6 +21,7 @@ from iqabench.analysis.statistics import (
     resample_weights,
     round_metrics,
     rounds_interval,
+    unit_label,
     validation_results,
     weighted_metric_rows,
 )
@@ -285,3 +287,10 @@ def test_rounds_interval_averages_rounds_and_resamples_content(images):
     low, high = metrics.bootstrap_ci(preds[0], mos, "srcc", n_boot=N_BOOT, seed=2)
     assert one["ci_low"] == pytest.approx(low, abs=1e-12)
     assert one["ci_high"] == pytest.approx(high, abs=1e-12)
+
+
+def test_unit_label_flags_too_few_content_groups():
+    assert unit_label("image", 57) == "image"
+    assert unit_label("content group", 24) == "content group (24 groups)"
+    few = unit_label("content group", MIN_RELIABLE_GROUPS - 1)
+    assert few.endswith("groups; too few for a reliable interval)")
