@@ -7,12 +7,12 @@ pass. A change that makes the smoke model learn worse fails CI here.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from iqabench.cli.app import app
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = REPO / "results" / "ci_baseline" / "metrics.csv"
@@ -23,10 +23,10 @@ SMOKE = ["--dataset", "synthetic", "--backbone", "test_resnet", "--no-pretrained
 VARIANTS = {"A": ["--loss", "l1"], "B": ["--loss", "l1+rank", "--alpha", "0.5"]}
 
 
-def _iqabench(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "iqabench.cli.app", *args], env=env,
-                          capture_output=True, text=True, timeout=900)
+def _iqabench(*args: str):
+    """The command in this process (the CLI's own code path, without a fresh interpreter
+    importing torch for each of the three calls)."""
+    return CliRunner().invoke(app, list(args))
 
 
 @pytest.mark.slow
@@ -34,7 +34,7 @@ def test_smoke_runs_pass_the_gate_against_the_committed_baseline(tmp_path):
     assert BASELINE.is_file(), f"missing baseline {BASELINE}"
     for name, extra in VARIANTS.items():
         done = _iqabench("train", *SMOKE, *extra, "--out", str(tmp_path / name))
-        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.exit_code == 0, done.output[-2000:]
     gate = _iqabench("compare", str(tmp_path / "A"), str(tmp_path / "B"),
                      "--baseline", str(BASELINE), "--max-drop", "0.01")
-    assert gate.returncode == 0, gate.stdout[-2000:] + gate.stderr[-2000:]
+    assert gate.exit_code == 0, gate.output[-2000:]
