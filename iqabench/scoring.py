@@ -35,6 +35,7 @@ from PIL import Image
 
 from iqabench.checkpoint import ScoringInfo, load_checkpoint, scoring_info
 from iqabench.data._native import decode_threads
+from iqabench.data.cache import rgb_pixels
 from iqabench.data.transforms import EVAL_MODES, resized_size
 from iqabench.errors import IqabenchError
 from iqabench.evaluation import crops_per_image, predict_crops
@@ -56,11 +57,8 @@ def to_pixels(image: Image.Image, resize: str | None, min_size: int) -> torch.Te
     """A PIL image as the (3, H, W) uint8 tensor scoring crops from: RGB, the resize
     rule, the short side upscaled to ``min_size`` (as :class:`iqabench.data.cache.ImageCache`
     decodes dataset images)."""
-    image = image.convert("RGB")
     size = resized_size(*image.size, resize, min_size)
-    if image.size != size:
-        image = image.resize(size, Image.Resampling.BILINEAR)
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1)))
+    return torch.from_numpy(np.ascontiguousarray(rgb_pixels(image, size)))
 
 
 def decode_image(path: str | Path, resize: str | None, min_size: int) -> torch.Tensor:

@@ -55,17 +55,23 @@ def _header_size(path: str) -> tuple[int, int]:
         raise IqabenchError(f"not a readable image: {path} ({err})") from None
 
 
+def rgb_pixels(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """``img`` as RGB, resized (bilinear) to ``size`` = (width, height): the one decode rule
+    of training, evaluation and ``iqabench predict``. (3, H, W) uint8, a strided view."""
+    img = img.convert("RGB")
+    if img.size != size:
+        img = img.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(img).transpose(2, 0, 1)
+
+
 def decode_image(path: str, size: tuple[int, int]) -> np.ndarray:
-    """Decode ``path`` to RGB, resize to ``size`` = (width, height); returns (3, H, W) uint8."""
+    """Decode ``path`` with :func:`rgb_pixels`; returns (3, H, W) uint8 (a strided view,
+    copied into the cache's buffer)."""
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB")
-            if img.size != size:
-                img = img.resize(size, Image.Resampling.BILINEAR)
-            pixels = np.asarray(img)  # (H, W, 3)
+            return rgb_pixels(img, size)
     except (OSError, Image.DecompressionBombError) as err:
         raise IqabenchError(f"could not decode image {path} ({err})") from None
-    return pixels.transpose(2, 0, 1)  # (3, H, W), a strided view; copied into the buffer
 
 
 class ImageCache:
