@@ -7,73 +7,79 @@
 #   variants   baseline, +rank (chosen alpha), +multiscale, +both with Lite0, ROUNDS rounds each
 #   backbones  Lite1 and Lite2 (at 224 px, like Lite0): the baseline and the variant with the
 #              best mean validation SRCC in `variants`, ROUNDS rounds each
-#   report     iqabench compare over every run -> OUT, the training budget table (budget.md),
-#              bf16/fp32 scoring of one checkpoint (precision/) and PROVENANCE.md
+#   report     writes OUT afresh (replacing it): iqabench profile of the three backbones
+#              (profile/), iqabench compare over the variant and backbone runs (report.md), over
+#              the alpha sweep (alpha_sweep/) and over the bf16/fp32 pair (bf16_vs_fp32/), the
+#              training budget (budget.md, budget_curve.png), bf16/fp32 scoring of one
+#              checkpoint (precision/) and PROVENANCE.md
 # Resumable: a finished round is skipped, an interrupted round continues from its last.pt, so
 # the study can run across several sittings (e.g. STAGES=alpha, later STAGES="pair variants").
 # Each stage's start, end, commit and machine are appended to WORK/stages.tsv.
 # Usage: [STAGES=...] [EPOCHS=5 CROPS=2 ...] bash benchmarks/agiqa3k_study.sh [DATA_ROOT] [WORK_DIR]
-set -euo pipefail
-ROOT=${1:-../shared/data/agiqa3k}
-WORK=${2:-runs/study}
-OUT=${OUT:-results/agiqa3k_study}
-STAGES=${STAGES:-alpha pair variants backbones report}
-EPOCHS=${EPOCHS:-5}          # epochs per run (cosine schedule over them)
-CROPS=${CROPS:-2}            # random training crops per image per epoch
-ROUNDS=${ROUNDS:-3}          # seeded prompt-disjoint splits per variant
-EVAL_CROPS=${EVAL_CROPS:-9}  # test crops per image (3x3 grid)
-VAL_CROPS=${VAL_CROPS:-4}    # validation crops per image (2x2 grid)
-ALPHAS=${ALPHAS:-0.1 0.5 1 2}
-AMP=${AMP:-bf16}
-SEED=${SEED:-0}
-LIMIT=${LIMIT:-}             # N images only (a quick check of the script), empty = all
-PRECISION_CROPS=${PRECISION_CROPS:-25}
-export HF_HUB_OFFLINE=1
-mkdir -p "$WORK"
+# The whole script is one function, read in full before it runs: editing this file while a
+# study runs does not change (or break) the running study.
+main() {
+  set -euo pipefail
+  ROOT=${1:-../shared/data/agiqa3k}
+  WORK=${2:-runs/study}
+  OUT=${OUT:-results/agiqa3k_study}
+  STAGES=${STAGES:-alpha pair variants backbones report}
+  EPOCHS=${EPOCHS:-5}          # epochs per run (cosine schedule over them)
+  CROPS=${CROPS:-2}            # random training crops per image per epoch
+  ROUNDS=${ROUNDS:-3}          # seeded prompt-disjoint splits per variant
+  EVAL_CROPS=${EVAL_CROPS:-9}  # test crops per image (3x3 grid)
+  VAL_CROPS=${VAL_CROPS:-4}    # validation crops per image (2x2 grid)
+  ALPHAS=${ALPHAS:-0.1 0.5 1 2}
+  AMP=${AMP:-bf16}
+  SEED=${SEED:-0}
+  LIMIT=${LIMIT:-}             # N images only (a quick check of the script), empty = all
+  PRECISION_CROPS=${PRECISION_CROPS:-25}
+  export HF_HUB_OFFLINE=1
+  mkdir -p "$WORK"
 
-common=(--dataset agiqa3k --root "$ROOT" --epochs "$EPOCHS" --crops-per-image "$CROPS"
-        --eval-crops "$EVAL_CROPS" --val-crops "$VAL_CROPS" --input-size 224
-        --cache-dir "$WORK/cache" --seed "$SEED" --quiet)
-[ -n "$LIMIT" ] && common+=(--limit "$LIMIT")
-lite() { [ -f "$WORK/lite$1.pth" ] || iqabench weights convert-lite "$1" "$WORK/lite$1.pth" >&2
-         echo "--backbone tf_efficientnet_lite$1 --weights $WORK/lite$1.pth"; }
-BASELINE=(--loss l1 --hyper-input last)
+  common=(--dataset agiqa3k --root "$ROOT" --epochs "$EPOCHS" --crops-per-image "$CROPS"
+          --eval-crops "$EVAL_CROPS" --val-crops "$VAL_CROPS" --input-size 224
+          --cache-dir "$WORK/cache" --seed "$SEED" --quiet)
+  [ -n "$LIMIT" ] && common+=(--limit "$LIMIT")
+  lite() { [ -f "$WORK/lite$1.pth" ] || iqabench weights convert-lite "$1" "$WORK/lite$1.pth" >&2
+           echo "--backbone tf_efficientnet_lite$1 --weights $WORK/lite$1.pth"; }
+  BASELINE=(--loss l1 --hyper-input last)
 
-# train_round NAME K ROUNDS FLAGS...: round K of run WORK/NAME (a run of ROUNDS rounds)
-train_round() {
-  local name=$1 k=$2 rounds=$3; shift 3
-  local dir="$WORK/$name" rd
-  rd="$dir/$(printf 'round_%02d' "$k")"
-  if [ -f "$rd/test_metrics.csv" ]; then
-    echo "$name round $k: finished, skipped"
-  elif [ -f "$rd/last.pt" ]; then
-    echo "$name round $k: resuming from $rd/last.pt"
-    iqabench train --resume "$dir" --round "$k" --quiet
-  else
-    echo "$name round $k: training"
-    local force=(); [ -d "$rd" ] && force=(--force)  # a start that died before its first epoch
-    iqabench train "${common[@]}" "$@" --rounds "$rounds" --round "$k" --out "$dir" "${force[@]}"
-  fi
-}
-# train_rounds NAME FLAGS...: rounds 0..ROUNDS-1 of WORK/NAME, then its summary over rounds
-train_rounds() {
-  local name=$1; shift
-  for ((k = 0; k < ROUNDS; k++)); do train_round "$name" "$k" "$ROUNDS" "$@"; done
-  iqabench summary "$WORK/$name" > /dev/null
-}
-# the alpha with the best validation SRCC (ties: the smaller alpha)
-chosen_alpha() {
-  python - "$WORK" $ALPHAS <<'PY'
+  # train_round NAME K ROUNDS FLAGS...: round K of run WORK/NAME (a run of ROUNDS rounds)
+  train_round() {
+    local name=$1 k=$2 rounds=$3; shift 3
+    local dir="$WORK/$name" rd
+    rd="$dir/$(printf 'round_%02d' "$k")"
+    if [ -f "$rd/test_metrics.csv" ]; then
+      echo "$name round $k: finished, skipped"
+    elif [ -f "$rd/last.pt" ]; then
+      echo "$name round $k: resuming from $rd/last.pt"
+      iqabench train --resume "$dir" --round "$k" --quiet
+    else
+      echo "$name round $k: training"
+      local force=(); [ -d "$rd" ] && force=(--force)  # a start that died before its first epoch
+      iqabench train "${common[@]}" "$@" --rounds "$rounds" --round "$k" --out "$dir" "${force[@]}"
+    fi
+  }
+  # train_rounds NAME FLAGS...: rounds 0..ROUNDS-1 of WORK/NAME, then its summary over rounds
+  train_rounds() {
+    local name=$1; shift
+    for ((k = 0; k < ROUNDS; k++)); do train_round "$name" "$k" "$ROUNDS" "$@"; done
+    iqabench summary "$WORK/$name" > /dev/null
+  }
+  # the alpha with the best validation SRCC (ties: the smaller alpha)
+  chosen_alpha() {
+    python - "$WORK" $ALPHAS <<'PY'
 import sys
 import pandas as pd
 work, alphas = sys.argv[1], sys.argv[2:]
 best = {a: pd.read_csv(f"{work}/alpha_{a}/round_00/log.csv")["val_srcc"].max() for a in alphas}
 print(max(alphas, key=lambda a: (best[a], -float(a))))
 PY
-}
-# the variant (rank, multiscale, both or baseline) with the best mean validation SRCC over rounds
-best_variant() {
-  python - "$WORK" "$ROUNDS" <<'PY'
+  }
+  # the variant (rank, multiscale, both or baseline) with the best mean validation SRCC over rounds
+  best_variant() {
+    python - "$WORK" "$ROUNDS" <<'PY'
 import sys
 import pandas as pd
 work, rounds = sys.argv[1], int(sys.argv[2])
@@ -82,68 +88,93 @@ score = {v: sum(pd.read_csv(f"{work}/lite0_{v}/round_{k:02d}/log.csv")["val_srcc
          for v in ("baseline", "rank", "multiscale", "both")}
 print(max(score, key=score.get))
 PY
-}
-variant_flags() {  # the loss and hyper-input flags of a variant
-  case $1 in
-    baseline) echo "--loss l1 --hyper-input last" ;;
-    rank) echo "--loss l1+rank --alpha $(chosen_alpha) --hyper-input last" ;;
-    multiscale) echo "--loss l1 --hyper-input multiscale" ;;
-    both) echo "--loss l1+rank --alpha $(chosen_alpha) --hyper-input multiscale" ;;
-  esac
-}
-stage_begin() { STAGE_START=$(date -u +%Y-%m-%dT%H:%M:%SZ); echo "== stage $1 ($STAGE_START)"; }
-stage_end() {
-  local commit dirty=""
-  commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-  [ -n "$(git status --porcelain -- iqabench benchmarks 2>/dev/null)" ] && dirty=" (uncommitted changes)"
-  [ -f "$WORK/stages.tsv" ] || printf 'stage\tstarted\tfinished\tcommit\tmachine\tsettings\n' > "$WORK/stages.tsv"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$STAGE_START" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit$dirty" \
-    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, no GPU" \
-    "EPOCHS=$EPOCHS CROPS=$CROPS ROUNDS=$ROUNDS EVAL_CROPS=$EVAL_CROPS VAL_CROPS=$VAL_CROPS AMP=$AMP SEED=$SEED LIMIT=$LIMIT" \
-    >> "$WORK/stages.tsv"
-}
+  }
+  label_of() {  # lite0_baseline -> "Lite0 L1", lite1_both -> "Lite1 +rank+multiscale"
+    local b=${1%%_*} v=${1#*_}
+    case $v in baseline) v="L1" ;; rank) v="+rank" ;; multiscale) v="+multiscale" ;; both) v="+rank+multiscale" ;; esac
+    echo "Lite${b#lite} $v"
+  }
+  variant_flags() {  # the loss and hyper-input flags of a variant
+    case $1 in
+      baseline) echo "--loss l1 --hyper-input last" ;;
+      rank) echo "--loss l1+rank --alpha $(chosen_alpha) --hyper-input last" ;;
+      multiscale) echo "--loss l1 --hyper-input multiscale" ;;
+      both) echo "--loss l1+rank --alpha $(chosen_alpha) --hyper-input multiscale" ;;
+    esac
+  }
+  stage_begin() { STAGE_START=$(date -u +%Y-%m-%dT%H:%M:%SZ); echo "== stage $1 ($STAGE_START)"; }
+  stage_end() {
+    local commit dirty=""
+    commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+    [ -n "$(git status --porcelain -- iqabench benchmarks 2>/dev/null)" ] && dirty=" (uncommitted changes)"
+    [ -f "$WORK/stages.tsv" ] || printf 'stage\tstarted\tfinished\tcommit\tmachine\tsettings\n' > "$WORK/stages.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$STAGE_START" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit$dirty" \
+      "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, no GPU" \
+      "EPOCHS=$EPOCHS CROPS=$CROPS ROUNDS=$ROUNDS EVAL_CROPS=$EVAL_CROPS VAL_CROPS=$VAL_CROPS AMP=$AMP SEED=$SEED LIMIT=$LIMIT" \
+      >> "$WORK/stages.tsv"
+  }
 
-for stage in $STAGES; do
-  stage_begin "$stage"
-  case $stage in
-    alpha)
-      train_round lite0_baseline 0 "$ROUNDS" $(lite 0) "${BASELINE[@]}" --amp "$AMP"
-      for a in $ALPHAS; do
-        train_round "alpha_$a" 0 1 $(lite 0) --loss l1+rank --alpha "$a" --hyper-input last --amp "$AMP"
-        iqabench summary "$WORK/alpha_$a" > /dev/null
-      done
-      echo "alpha chosen on validation: $(chosen_alpha)" ;;
-    pair)
-      train_round lite0_baseline 0 "$ROUNDS" $(lite 0) "${BASELINE[@]}" --amp "$AMP"
-      train_round fp32_baseline 0 1 $(lite 0) "${BASELINE[@]}" --amp none
-      iqabench summary "$WORK/fp32_baseline" > /dev/null ;;
-    variants)
-      for v in baseline rank multiscale both; do
-        train_rounds "lite0_$v" $(lite 0) $(variant_flags "$v") --amp "$AMP"
-      done ;;
-    backbones)
-      best=$(best_variant)
-      echo "best Lite0 variant on validation: $best"
-      vs=(baseline); [ "$best" != baseline ] && vs+=("$best")
-      for b in 1 2; do
-        for v in "${vs[@]}"; do
-          train_rounds "lite${b}_$v" $(lite "$b") $(variant_flags "$v") --amp "$AMP"
+  for stage in $STAGES; do
+    stage_begin "$stage"
+    case $stage in
+      alpha)
+        train_round lite0_baseline 0 "$ROUNDS" $(lite 0) "${BASELINE[@]}" --amp "$AMP"
+        for a in $ALPHAS; do
+          train_round "alpha_$a" 0 1 $(lite 0) --loss l1+rank --alpha "$a" --hyper-input last --amp "$AMP"
+          iqabench summary "$WORK/alpha_$a" > /dev/null
         done
-      done ;;
-    report)
-      runs=()
-      for d in "$WORK"/lite?_* "$WORK"/alpha_* "$WORK"/fp32_baseline; do [ -f "$d/summary.csv" ] && runs+=("$d"); done
-      iqabench compare "${runs[@]}" --baseline-run "$WORK/lite0_baseline" --out "$OUT" --force
-      python -m benchmarks.study_budget "$WORK" --out "$OUT"
-      if [ "$PRECISION_CROPS" -gt 0 ]; then
-        python -m benchmarks.eval_precision --checkpoint "$WORK/lite0_baseline/round_00/best.pt" \
-          --dataset agiqa3k --root "$ROOT" --eval-crops "$PRECISION_CROPS" --out "$OUT/precision" --force
-      fi ;;
-    *) echo "unknown stage '$stage' (alpha, pair, variants, backbones, report)" >&2; exit 2 ;;
-  esac
-  stage_end "$stage"
-  if [ "$stage" = report ]; then
-    python -m benchmarks.study_budget "$WORK" --out "$OUT" --provenance \
-      --command "STAGES=\"$STAGES\" bash benchmarks/agiqa3k_study.sh $ROOT $WORK"
-  fi
-done
+        echo "alpha chosen on validation: $(chosen_alpha)" ;;
+      pair)
+        train_round lite0_baseline 0 "$ROUNDS" $(lite 0) "${BASELINE[@]}" --amp "$AMP"
+        train_round fp32_baseline 0 1 $(lite 0) "${BASELINE[@]}" --amp none
+        iqabench summary "$WORK/fp32_baseline" > /dev/null ;;
+      variants)
+        for v in baseline rank multiscale both; do
+          train_rounds "lite0_$v" $(lite 0) $(variant_flags "$v") --amp "$AMP"
+        done ;;
+      backbones)
+        best=$(best_variant)
+        echo "best Lite0 variant on validation: $best"
+        vs=(baseline); [ "$best" != baseline ] && vs+=("$best")
+        for b in 1 2; do
+          for v in "${vs[@]}"; do
+            train_rounds "lite${b}_$v" $(lite "$b") $(variant_flags "$v") --amp "$AMP"
+          done
+        done ;;
+      report)
+        # everything is written afresh into OUT.new, then replaces OUT (a report is one run's output)
+        rm -rf "$OUT.new"; mkdir -p "$OUT.new"
+        L0="$WORK/lite0_baseline"
+        runs=(); labels=()
+        for d in "$WORK"/lite?_*; do
+          [ -f "$d/summary.csv" ] || continue
+          runs+=("$d"); labels+=(--label "$(label_of "$(basename "$d")")=$d")
+        done
+        iqabench profile --backbone tf_efficientnet_lite0 --backbone tf_efficientnet_lite1 \
+          --backbone tf_efficientnet_lite2 --hyper-input last --hyper-input multiscale \
+          --eval-crops "$EVAL_CROPS" --input-size 224 --amp "$AMP" --device cpu --out "$OUT.new/profile"
+        iqabench compare "${runs[@]}" "${labels[@]}" --profile "$OUT.new/profile" \
+          --baseline-run "$L0" --out "$OUT.new" --force
+        sweep=("$L0/round_00"); sweep_labels=(--label "L1 (α = 0)=$L0/round_00")
+        for a in $ALPHAS; do sweep+=("$WORK/alpha_$a"); sweep_labels+=(--label "L1 + $a·rank=$WORK/alpha_$a"); done
+        iqabench compare "${sweep[@]}" "${sweep_labels[@]}" --baseline-run "$L0/round_00" \
+          --out "$OUT.new/alpha_sweep" --pca-limit 0
+        iqabench compare "$L0/round_00" "$WORK/fp32_baseline" --label "bf16=$L0/round_00" \
+          --label "fp32=$WORK/fp32_baseline" --baseline-run "$L0/round_00" \
+          --out "$OUT.new/bf16_vs_fp32" --pca-limit 0
+        python -m benchmarks.study_budget "$WORK" --out "$OUT.new"
+        if [ "$PRECISION_CROPS" -gt 0 ]; then
+          python -m benchmarks.eval_precision --checkpoint "$L0/round_00/best.pt" --dataset agiqa3k \
+            --root "$ROOT" --eval-crops "$PRECISION_CROPS" --out "$OUT.new/precision"
+        fi
+        rm -rf "$OUT"; mv "$OUT.new" "$OUT" ;;
+      *) echo "unknown stage '$stage' (alpha, pair, variants, backbones, report)" >&2; exit 2 ;;
+    esac
+    stage_end "$stage"
+    if [ "$stage" = report ]; then
+      python -m benchmarks.study_budget "$WORK" --out "$OUT" --provenance \
+        --command "STAGES=\"$STAGES\" bash benchmarks/agiqa3k_study.sh $ROOT $WORK"
+    fi
+  done
+}
+main "$@"; exit $?

@@ -1,0 +1,100 @@
+"""benchmarks.study_budget on run folders written by the run-folder writers: epochs per hour
+from the logged epoch seconds, the last epoch's validation gain, test means over finished
+rounds only, the budget plot, PROVENANCE.md from the stage records, one-line errors."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iqabench import runfolder
+from tests.fake_runs import make_images, predictor, write_multi_round, write_round
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def budget():
+    with pytest.MonkeyPatch.context() as patch:  # the benchmarks package lives at the repo root
+        patch.syspath_prepend(str(REPO))
+        return importlib.import_module("benchmarks.study_budget")
+
+
+def _set_test(round_dir: Path, srcc: float, plcc: float) -> None:
+    metrics = runfolder.read_test_metrics(round_dir).assign(srcc=srcc, plcc=plcc)
+    runfolder.write_test_metrics(round_dir, metrics)
+
+
+@pytest.fixture()
+def work(tmp_path):
+    images = make_images(30)
+    pred = predictor(images)
+    base = write_multi_round(tmp_path / "lite0_baseline", [(images, pred), (images, pred)],
+                             epochs=3, val_srcc=[0.5, 0.7, 0.72])
+    _set_test(base / "round_00", 0.80, 0.85)
+    _set_test(base / "round_01", 0.82, 0.87)
+    rank = write_round(tmp_path / "lite0_rank" / "round_00", images, pred, loss="l1+rank",
+                       alpha=2.0, epochs=2, val_srcc=[0.6, 0.75], rounds=2)
+    _set_test(rank, 0.83, 0.88)
+    # an unfinished round: log and config, no test_metrics.csv
+    unfinished = write_round(tmp_path / "lite0_rank" / "round_01", images, pred, loss="l1+rank",
+                             alpha=2.0, epochs=2, val_srcc=[0.1, 0.2], round_=1, rounds=2)
+    (unfinished / runfolder.TEST_METRICS).unlink()
+    (tmp_path / "cache").mkdir()  # not a run: ignored
+    return tmp_path
+
+
+def test_budget_table(budget, work, tmp_path):
+    out = tmp_path / "out"
+    table = budget.write_budget(work, out).set_index("run")
+    assert list(table.index) == ["lite0_baseline", "lite0_rank"]
+    base, rank = table.loc["lite0_baseline"], table.loc["lite0_rank"]
+    assert base["rounds_finished"] == 2 and rank["rounds_finished"] == 1
+    # the fake logs say 1 s per epoch
+    assert base["s_per_epoch"] == pytest.approx(1.0)
+    assert base["epochs_per_hour"] == pytest.approx(3600.0)
+    assert base["hours_per_round"] == pytest.approx(3 / 3600)
+    assert base["last_epoch_val_gain"] == pytest.approx(0.02)
+    assert base["val_srcc_best"] == pytest.approx(0.72)
+    assert base["test_srcc_mean"] == pytest.approx(0.81)
+    assert base["test_plcc_mean"] == pytest.approx(0.86)
+    # only the finished round counts
+    assert rank["test_srcc_mean"] == pytest.approx(0.83)
+    assert rank["last_epoch_val_gain"] == pytest.approx(0.15)
+    assert rank["alpha"] == 2.0 and np.isnan(base["alpha"])
+    assert (out / "budget_curve.png").stat().st_size > 0
+    assert (out / "budget_curve.pdf").stat().st_size > 0
+    text = (out / "budget.md").read_text()
+    assert "| lite0_baseline" in text and "+0.0200" in text
+    assert pd.read_csv(out / "budget.csv")["run"].tolist() == ["lite0_baseline", "lite0_rank"]
+
+
+def test_provenance_from_stage_records(budget, work, tmp_path):
+    (work / "stages.tsv").write_text(
+        "stage\tstarted\tfinished\tcommit\tmachine\tsettings\n"
+        "alpha\t2026-01-01T10:00:00Z\t2026-01-01T12:00:00Z\tabc123\tCPU X, 2 cores\tEPOCHS=5\n"
+        "variants\t2026-01-02T09:00:00Z\t2026-01-02T15:00:00Z\tabc123\tCPU X, 2 cores\tEPOCHS=5\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    text = budget.write_provenance(work, out, "STAGES=alpha bash x.sh").read_text()
+    assert "`STAGES=alpha bash x.sh`" in text
+    assert "finished: 2026-01-02T15:00:00Z" in text
+    assert "| variants" in text and "abc123" in text
+
+
+def test_errors_are_one_line(budget, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert budget.main([str(empty), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no finished round" in err and str(empty) in err
+    assert budget.main([str(tmp_path / "absent"), "--out", str(tmp_path / "o")]) == 1
+    assert "no such folder" in capsys.readouterr().err
+    images = make_images(10)
+    write_round(tmp_path / "w" / "r" / "round_00", images, predictor(images), round_=0)
+    assert budget.main([str(tmp_path / "w"), "--out", str(tmp_path / "o2"), "--provenance"]) == 1
+    assert "stages.tsv" in capsys.readouterr().err
