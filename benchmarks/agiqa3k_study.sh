@@ -10,11 +10,16 @@
 #   report     writes OUT afresh (replacing it): iqabench profile of the three backbones
 #              (profile/), iqabench compare over the variant and backbone runs (report.md), over
 #              the alpha sweep (alpha_sweep/) and over the bf16/fp32 pair (bf16_vs_fp32/), the
-#              training budget (budget.md, budget_curve.png), bf16/fp32 scoring of one
-#              checkpoint (precision/) and PROVENANCE.md
+#              training budget (budget.md, budget_curve.png), fp32/bf16/compiled scoring of
+#              the baseline's round-0 checkpoint (precision/) and PROVENANCE.md; a part is
+#              left out while the runs it needs have not finished every round
 # Resumable: a finished round is skipped, an interrupted round continues from its last.pt, so
 # the study can run across several sittings (e.g. STAGES=alpha, later STAGES="pair variants").
 # Each stage's start, end, commit and machine are appended to WORK/stages.tsv.
+# Cost: every run trains with bf16 autocast on the CPU (the pair stage measures what that
+# costs in quality) and reads one decoded uint8 cache of the dataset (WORK/cache, written by the
+# first run). Test scoring is not compiled: at 9 crops on 594 test images compiling (~25 s)
+# costs about what it saves; precision/ times fp32, bf16 and bf16 compiled at EVAL_CROPS.
 # Usage: [STAGES=...] [EPOCHS=5 CROPS=2 ...] bash benchmarks/agiqa3k_study.sh [DATA_ROOT] [WORK_DIR]
 # The whole script is one function, read in full before it runs: editing this file while a
 # study runs does not change (or break) the running study.
@@ -33,7 +38,7 @@ main() {
   AMP=${AMP:-bf16}
   SEED=${SEED:-0}
   LIMIT=${LIMIT:-}             # N images only (a quick check of the script), empty = all
-  PRECISION_CROPS=${PRECISION_CROPS:-25}
+  PRECISION_CROPS=${PRECISION_CROPS:-$EVAL_CROPS}  # 0 skips precision/
   export HF_HUB_OFFLINE=1
   mkdir -p "$WORK"
 
@@ -60,6 +65,10 @@ main() {
       local force=(); [ -d "$rd" ] && force=(--force)  # a start that died before its first epoch
       iqabench train "${common[@]}" "$@" --rounds "$rounds" --round "$k" --out "$dir" "${force[@]}"
     fi
+  }
+  finished_round() { [ -f "$1/$(printf 'round_%02d' "$2")/test_metrics.csv" ]; }
+  finished() {  # finished RUN N: rounds 0..N-1 of RUN have all finished
+    local k; for ((k = 0; k < $2; k++)); do finished_round "$1" "$k" || return 1; done
   }
   # train_rounds NAME FLAGS...: rounds 0..ROUNDS-1 of WORK/NAME, then its summary over rounds
   train_rounds() {
@@ -142,28 +151,38 @@ PY
           done
         done ;;
       report)
-        # everything is written afresh into OUT.new, then replaces OUT (a report is one run's output)
+        # everything is written afresh into OUT.new, then replaces OUT (a report is one run's
+        # output); each part is written once the runs it needs have finished every round
         rm -rf "$OUT.new"; mkdir -p "$OUT.new"
         L0="$WORK/lite0_baseline"
         runs=(); labels=()
         for d in "$WORK"/lite?_*; do
-          [ -f "$d/summary.csv" ] || continue
+          finished "$d" "$ROUNDS" || continue
           runs+=("$d"); labels+=(--label "$(label_of "$(basename "$d")")=$d")
         done
-        iqabench profile --backbone tf_efficientnet_lite0 --backbone tf_efficientnet_lite1 \
-          --backbone tf_efficientnet_lite2 --hyper-input last --hyper-input multiscale \
-          --eval-crops "$EVAL_CROPS" --input-size 224 --amp "$AMP" --device cpu --out "$OUT.new/profile"
-        iqabench compare "${runs[@]}" "${labels[@]}" --profile "$OUT.new/profile" \
-          --baseline-run "$L0" --out "$OUT.new" --force
-        sweep=("$L0/round_00"); sweep_labels=(--label "L1 (α = 0)=$L0/round_00")
-        for a in $ALPHAS; do sweep+=("$WORK/alpha_$a"); sweep_labels+=(--label "L1 + $a·rank=$WORK/alpha_$a"); done
-        iqabench compare "${sweep[@]}" "${sweep_labels[@]}" --baseline-run "$L0/round_00" \
-          --out "$OUT.new/alpha_sweep" --pca-limit 0
-        iqabench compare "$L0/round_00" "$WORK/fp32_baseline" --label "bf16=$L0/round_00" \
-          --label "fp32=$WORK/fp32_baseline" --baseline-run "$L0/round_00" \
-          --out "$OUT.new/bf16_vs_fp32" --pca-limit 0
+        if [ ${#runs[@]} -gt 0 ]; then
+          iqabench profile --backbone tf_efficientnet_lite0 --backbone tf_efficientnet_lite1 \
+            --backbone tf_efficientnet_lite2 --hyper-input last --hyper-input multiscale \
+            --eval-crops "$EVAL_CROPS" --input-size 224 --amp "$AMP" --device cpu --out "$OUT.new/profile"
+          iqabench compare "${runs[@]}" "${labels[@]}" --profile "$OUT.new/profile" \
+            --baseline-run "$L0" --out "$OUT.new" --force
+        fi
+        sweep=("$L0/round_00"); sweep_labels=(--label "L1 only=$L0/round_00"); swept=yes
+        for a in $ALPHAS; do
+          finished "$WORK/alpha_$a" 1 || swept=""
+          sweep+=("$WORK/alpha_$a"); sweep_labels+=(--label "L1 + $a·rank=$WORK/alpha_$a")
+        done
+        if [ -n "$swept" ] && finished_round "$L0" 0; then
+          iqabench compare "${sweep[@]}" "${sweep_labels[@]}" --baseline-run "$L0/round_00" \
+            --out "$OUT.new/alpha_sweep" --pca-limit 0
+        fi
+        if finished "$WORK/fp32_baseline" 1 && finished_round "$L0" 0; then
+          iqabench compare "$L0/round_00" "$WORK/fp32_baseline" --label "bf16=$L0/round_00" \
+            --label "fp32=$WORK/fp32_baseline" --baseline-run "$L0/round_00" \
+            --out "$OUT.new/bf16_vs_fp32" --pca-limit 0
+        fi
         python -m benchmarks.study_budget "$WORK" --out "$OUT.new"
-        if [ "$PRECISION_CROPS" -gt 0 ]; then
+        if [ "$PRECISION_CROPS" -gt 0 ] && finished_round "$L0" 0; then
           python -m benchmarks.eval_precision --checkpoint "$L0/round_00/best.pt" --dataset agiqa3k \
             --root "$ROOT" --eval-crops "$PRECISION_CROPS" --out "$OUT.new/precision"
         fi
