@@ -3,6 +3,7 @@ tiny untrained model with a handful of uint8 images for scoring tests."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -19,6 +20,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def import_benchmark():
+    """``import_benchmark(name)`` -> the module ``benchmarks.<name>``: the benchmarks package
+    lives at the repository root, beside (not inside) the installed package."""
+    def load(name: str):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+            return importlib.import_module(f"benchmarks.{name}")
+    return load
 
 
 @pytest.fixture(autouse=True, scope="session")

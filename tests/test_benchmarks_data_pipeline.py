@@ -3,22 +3,17 @@ the table holds positive rates with the reference as the unit of the ratios."""
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from iqabench.errors import IqabenchError
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def pipeline():
-    with pytest.MonkeyPatch.context() as patch:  # the benchmarks package lives at the repo root
-        patch.syspath_prepend(str(REPO))
-        return importlib.import_module("benchmarks.data_pipeline")
+def pipeline(import_benchmark):
+    return import_benchmark("data_pipeline")
 
 
 def test_data_pipeline_table(pipeline, tmp_path, one_thread):

@@ -3,9 +3,7 @@ bf16 moves predictions a little but keeps them finite and rank-correlated."""
 
 from __future__ import annotations
 
-import importlib
 import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,14 +13,11 @@ from iqabench.data import load_dataset
 from iqabench.errors import IqabenchError
 from iqabench.training import fit
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def precision():
-    with pytest.MonkeyPatch.context() as patch:  # the benchmarks package lives at the repo root
-        patch.syspath_prepend(str(REPO))
-        return importlib.import_module("benchmarks.eval_precision")
+def precision(import_benchmark):
+    return import_benchmark("eval_precision")
 
 
 @pytest.fixture(scope="module")

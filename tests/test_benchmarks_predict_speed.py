@@ -3,7 +3,6 @@ through the predict code path, a README with the command and provenance."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
@@ -14,16 +13,13 @@ from PIL import Image
 
 from iqabench.errors import IqabenchError
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_scoring import write_checkpoint  # noqa: E402  (tests/test_scoring.py)
 
 
 @pytest.fixture(scope="module")
-def speed():
-    with pytest.MonkeyPatch.context() as patch:  # the benchmarks package lives at the repo root
-        patch.syspath_prepend(str(REPO))
-        return importlib.import_module("benchmarks.predict_speed")
+def speed(import_benchmark):
+    return import_benchmark("predict_speed")
 
 
 def test_predict_speed_on_four_synthetic_images(speed, tmp_path):

@@ -4,7 +4,6 @@ positive rates with the reference as the unit of the ratios."""
 from __future__ import annotations
 
 import csv
-import importlib
 import re
 import shutil
 import subprocess
@@ -20,10 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def speed():
-    with pytest.MonkeyPatch.context() as patch:  # the benchmarks package lives at the repo root
-        patch.syspath_prepend(str(REPO))
-        return importlib.import_module("benchmarks.train_eval_speed")
+def speed(import_benchmark):
+    return import_benchmark("train_eval_speed")
 
 
 def test_speed_benchmark_writes_positive_rates(speed, tmp_path):

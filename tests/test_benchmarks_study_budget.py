@@ -4,7 +4,6 @@ rounds only, the budget plot, PROVENANCE.md from the stage records, one-line err
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +13,11 @@ import pytest
 from iqabench import runfolder
 from tests.fake_runs import make_images, predictor, write_multi_round, write_round
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def budget():
-    with pytest.MonkeyPatch.context() as patch:  # the benchmarks package lives at the repo root
-        patch.syspath_prepend(str(REPO))
-        return importlib.import_module("benchmarks.study_budget")
+def budget(import_benchmark):
+    return import_benchmark("study_budget")
 
 
 def _set_test(round_dir: Path, srcc: float, plcc: float) -> None:
