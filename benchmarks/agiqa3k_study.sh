@@ -48,14 +48,17 @@ main() {
   [ -n "$LIMIT" ] && common+=(--limit "$LIMIT")
   lite() { [ -f "$WORK/lite$1.pth" ] || iqabench weights convert-lite "$1" "$WORK/lite$1.pth" >&2
            echo "--backbone tf_efficientnet_lite$1 --weights $WORK/lite$1.pth"; }
-  BASELINE=(--loss l1 --hyper-input last)
-
-  # train_round NAME K ROUNDS FLAGS...: round K of run WORK/NAME (a run of ROUNDS rounds)
+  finished_round() { [ -f "$1/$(printf 'round_%02d' "$2")/test_metrics.csv" ]; }
+  finished() {  # finished RUN N: rounds 0..N-1 of RUN have all finished
+    local k; for ((k = 0; k < $2; k++)); do finished_round "$1" "$k" || return 1; done
+  }
+  # train_round NAME K ROUNDS FLAGS...: round K of run WORK/NAME (a run of ROUNDS rounds);
+  # iqabench train rewrites WORK/NAME/summary.csv over the finished rounds each time
   train_round() {
     local name=$1 k=$2 rounds=$3; shift 3
     local dir="$WORK/$name" rd
     rd="$dir/$(printf 'round_%02d' "$k")"
-    if [ -f "$rd/test_metrics.csv" ]; then
+    if finished_round "$dir" "$k"; then
       echo "$name round $k: finished, skipped"
     elif [ -f "$rd/last.pt" ]; then
       echo "$name round $k: resuming from $rd/last.pt"
@@ -66,15 +69,10 @@ main() {
       iqabench train "${common[@]}" "$@" --rounds "$rounds" --round "$k" --out "$dir" "${force[@]}"
     fi
   }
-  finished_round() { [ -f "$1/$(printf 'round_%02d' "$2")/test_metrics.csv" ]; }
-  finished() {  # finished RUN N: rounds 0..N-1 of RUN have all finished
-    local k; for ((k = 0; k < $2; k++)); do finished_round "$1" "$k" || return 1; done
-  }
-  # train_rounds NAME FLAGS...: rounds 0..ROUNDS-1 of WORK/NAME, then its summary over rounds
+  # train_rounds NAME FLAGS...: rounds 0..ROUNDS-1 of WORK/NAME
   train_rounds() {
-    local name=$1; shift
+    local name=$1 k; shift
     for ((k = 0; k < ROUNDS; k++)); do train_round "$name" "$k" "$ROUNDS" "$@"; done
-    iqabench summary "$WORK/$name" > /dev/null
   }
   # the alpha with the best validation SRCC (ties: the smaller alpha)
   chosen_alpha() {
@@ -127,16 +125,14 @@ PY
     stage_begin "$stage"
     case $stage in
       alpha)
-        train_round lite0_baseline 0 "$ROUNDS" $(lite 0) "${BASELINE[@]}" --amp "$AMP"
+        train_round lite0_baseline 0 "$ROUNDS" $(lite 0) $(variant_flags baseline) --amp "$AMP"
         for a in $ALPHAS; do
           train_round "alpha_$a" 0 1 $(lite 0) --loss l1+rank --alpha "$a" --hyper-input last --amp "$AMP"
-          iqabench summary "$WORK/alpha_$a" > /dev/null
         done
         echo "alpha chosen on validation: $(chosen_alpha)" ;;
       pair)
-        train_round lite0_baseline 0 "$ROUNDS" $(lite 0) "${BASELINE[@]}" --amp "$AMP"
-        train_round fp32_baseline 0 1 $(lite 0) "${BASELINE[@]}" --amp none
-        iqabench summary "$WORK/fp32_baseline" > /dev/null ;;
+        train_round lite0_baseline 0 "$ROUNDS" $(lite 0) $(variant_flags baseline) --amp "$AMP"
+        train_round fp32_baseline 0 1 $(lite 0) $(variant_flags baseline) --amp none ;;
       variants)
         for v in baseline rank multiscale both; do
           train_rounds "lite0_$v" $(lite 0) $(variant_flags "$v") --amp "$AMP"
@@ -181,12 +177,11 @@ PY
             --label "fp32=$WORK/fp32_baseline" --baseline-run "$L0/round_00" \
             --out "$OUT.new/bf16_vs_fp32" --pca-limit 0
         fi
-        python -m benchmarks.study_budget "$WORK" --out "$OUT.new"
         if [ "$PRECISION_CROPS" -gt 0 ] && finished_round "$L0" 0; then
           python -m benchmarks.eval_precision --checkpoint "$L0/round_00/best.pt" --dataset agiqa3k \
             --root "$ROOT" --eval-crops "$PRECISION_CROPS" --out "$OUT.new/precision"
         fi
-        rm -rf "$OUT"; mv "$OUT.new" "$OUT" ;;
+        rm -rf "$OUT"; mv "$OUT.new" "$OUT" ;;  # budget and PROVENANCE.md: after stage_end
       *) echo "unknown stage '$stage' (alpha, pair, variants, backbones, report)" >&2; exit 2 ;;
     esac
     stage_end "$stage"
