@@ -14,7 +14,6 @@ from iqabench import runfolder
 from tests.fake_runs import make_images, predictor, write_multi_round, write_round
 
 
-
 @pytest.fixture(scope="module")
 def budget(import_benchmark):
     return import_benchmark("study_budget")
@@ -67,6 +66,23 @@ def test_budget_table(budget, work, tmp_path):
     text = (out / "budget.md").read_text()
     assert "| lite0_baseline" in text and "+0.0200" in text
     assert pd.read_csv(out / "budget.csv")["run"].tolist() == ["lite0_baseline", "lite0_rank"]
+
+
+def test_fastest_epoch_estimates_the_rate_of_a_machine_to_itself(budget, work, tmp_path):
+    # round 1 of the baseline shared the machine: its epochs took 4, 2 and 6 s, round 0's 1 s
+    log_path = work / "lite0_baseline" / "round_01" / runfolder.LOG_CSV
+    log = pd.read_csv(log_path).assign(seconds=[4.0, 2.0, 6.0])
+    log.to_csv(log_path, index=False)
+    out = tmp_path / "out"
+    base = budget.write_budget(work, out).set_index("run").loc["lite0_baseline"]
+    assert base["s_per_epoch"] == pytest.approx(15 / 6)
+    assert base["s_per_epoch_fastest"] == pytest.approx(1.0)
+    assert "## Epochs per hour per backbone and precision" in (out / "budget.md").read_text()
+    rates = budget.backbone_rates(budget.run_rows(work)[0])
+    # one backbone and precision: both runs, planned from the fastest epoch of either
+    assert len(rates) == 1 and rates.loc[0, "runs"] == 2
+    assert rates.loc[0, "s_per_epoch_fastest"] == pytest.approx(1.0)
+    assert rates.loc[0, "epochs_per_hour_fastest"] == pytest.approx(3600.0)
 
 
 def test_provenance_from_stage_records(budget, work, tmp_path):
