@@ -28,23 +28,33 @@ def _arrays(pred, mos) -> tuple[np.ndarray, np.ndarray]:
     return p, y
 
 
+def _constant(p: np.ndarray, y: np.ndarray) -> bool:
+    """A correlation is undefined (NaN) when either side is constant, e.g. a model whose
+    heads collapsed to one score or a bootstrap draw of equal predictions."""
+    return bool(np.ptp(p) == 0 or np.ptp(y) == 0)
+
+
 def srcc(pred, mos) -> float:
-    """Spearman rank correlation."""
+    """Spearman rank correlation; NaN when either side is constant."""
     p, y = _arrays(pred, mos)
+    if _constant(p, y):
+        return float("nan")
     return float(stats.spearmanr(p, y).statistic)
 
 
 def plcc(pred, mos) -> float:
     """Pearson linear correlation, on raw predictions; NaN when either side is constant."""
     p, y = _arrays(pred, mos)
-    if np.ptp(p) == 0 or np.ptp(y) == 0:
+    if _constant(p, y):
         return float("nan")
     return float(stats.pearsonr(p, y).statistic)
 
 
 def krcc(pred, mos) -> float:
-    """Kendall rank correlation (tau-b)."""
+    """Kendall rank correlation (tau-b); NaN when either side is constant."""
     p, y = _arrays(pred, mos)
+    if _constant(p, y):
+        return float("nan")
     return float(stats.kendalltau(p, y).statistic)
 
 

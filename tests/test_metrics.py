@@ -14,8 +14,11 @@ from iqabench.metrics import (
     compute_metrics,
     fit_logistic,
     logistic5,
+    krcc,
     logistic_plcc,
     paired_bootstrap,
+    plcc,
+    srcc,
 )
 
 
@@ -195,6 +198,15 @@ def test_fit_falls_back_and_says_which_form_it_used():
     assert flat.form == "linear" and np.allclose(flat(np.ones(3)), 4.5)
     assert fit_logistic(x, x, 4).form == "4pl"
     assert fit_logistic(x, x).description == "monotonic 4-parameter logistic"
+
+
+def test_correlations_of_a_constant_side_are_nan_without_a_warning():
+    flat, ramp = np.full(8, 3.0), np.arange(8.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for corr in (srcc, plcc, krcc):
+            assert np.isnan(corr(flat, ramp)) and np.isnan(corr(ramp, flat))
+            assert corr(ramp, ramp) == pytest.approx(1.0)
 
 
 def test_vqeg_rmse_is_after_the_mapping_and_raw_rmse_is_not():
