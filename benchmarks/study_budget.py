@@ -6,8 +6,10 @@ test_metrics.csv) and writes into OUT:
 - ``budget.csv`` / ``budget.md``: one row per run: backbone, loss, hyper input, AMP, epochs,
   crops per image, rounds finished, train+validation seconds per epoch (mean, and the
   fastest epoch: other work on the machine only ever slows an epoch down, so the fastest is
-  the best estimate of the rate on a machine to itself), epochs per hour, hours per round, the validation SRCC gained by the last epoch (how flat the curve is at the
-  chosen epoch count) and the mean test SRCC/PLCC over rounds;
+  the best estimate of the rate on a machine to itself), epochs per hour, hours per round,
+  the validation SRCC gained by the last epoch (how flat the curve is at the chosen epoch
+  count) and the mean test SRCC/PLCC over rounds; per backbone and precision, the epochs
+  per hour its fastest epoch implies;
 - ``budget_curve.png`` / ``.pdf``: mean validation SRCC after each epoch against the training
   hours spent (train + validation), one line per run, test SRCC (mean over rounds) marked at
   the end: the SRCC-vs-budget curve of the study;
@@ -36,8 +38,9 @@ from iqabench.errors import IqabenchError  # noqa: E402
 
 BUDGET_COLUMNS = ("run", "backbone", "loss", "alpha", "hyper_input", "amp", "epochs",
                   "crops_per_image", "train_crops_per_epoch", "rounds_finished",
-                  "s_per_epoch", "s_per_epoch_fastest", "patches_per_s", "epochs_per_hour", "hours_per_round",
-                  "last_epoch_val_gain", "val_srcc_best", "test_srcc_mean", "test_plcc_mean")
+                  "s_per_epoch", "s_per_epoch_fastest", "patches_per_s", "epochs_per_hour",
+                  "hours_per_round", "last_epoch_val_gain", "val_srcc_best", "test_srcc_mean",
+                  "test_plcc_mean")
 
 
 def round_record(round_dir: Path) -> dict | None:
@@ -162,9 +165,10 @@ def write_budget(work: Path, out: Path) -> pd.DataFrame:
         "epoch (training on every crop once, then validation), mean over epochs and rounds; "
         "`s_per_epoch_fastest`: the fastest of those epochs (other work on the machine only "
         "slows an epoch down, so this is the best estimate of the rate on a machine to "
-        "itself); `epochs_per_hour` = 3600 / s_per_epoch; `hours_per_round`: the epochs' seconds summed "
-        "(test scoring, a minute or two, not included); `last_epoch_val_gain`: validation SRCC "
-        "after the last epoch minus after the one before (mean over rounds): near 0 means the "
+        "itself); `epochs_per_hour` = 3600 / s_per_epoch; `hours_per_round`: the epochs' "
+        "seconds summed (test scoring, a minute or two, not included); `last_epoch_val_gain`: "
+        "validation SRCC after the last epoch minus after the one before (mean over rounds): "
+        "near 0 means the "
         "curve has flattened at this epoch count; `val_srcc_best`: best validation SRCC (the "
         "epoch kept), mean over rounds; test columns: mean over rounds.",
         "",

@@ -45,7 +45,11 @@ main() {
   mkdir -p "$out/clean_clone_lite0_baseline_round_00"
   cp "$theirs"/{config.yaml,split.csv,log.csv,test_metrics.csv,predictions.csv,environment.json} \
      "$out/clean_clone_lite0_baseline_round_00/"
-  local same=0 f
+  local same=0 f where keep
+  # verdict NAME WHAT_SAME A B: "NAME: WHAT_SAME" when A and B have the same bytes, else DIFFERS
+  verdict() { if cmp -s "$3" "$4"; then echo "$1: $2"; else echo "$1: DIFFERS"; same=1; fi; }
+  where='^\(root\|weights\|cache_dir\|out\):'  # config.yaml's locations, not settings
+  keep=$(head -1 "$mine/log.csv" | tr ',' '\n' | grep -nvx 'seconds\|patches_per_s' | cut -d: -f1 | paste -sd,)
   {
     echo "# $clone (clean clone) against $mine, compared $(date -u +%FT%TZ)"
     echo "# command: bash benchmarks/study_reproduction.sh $*"
@@ -57,24 +61,15 @@ for who, path in zip(("clean clone", "study"), sys.argv[1:]):
           f"({first['cpu_count']} cores), gpu {first['gpu']}, torch {first['torch']}, "
           f"timm {first['timm']}")
 PY
-    # config.yaml without its locations (data root, weights file, cache and run folders)
-    local where='^\(root\|weights\|cache_dir\|out\):'
-    if cmp -s <(grep -v "$where" "$theirs/config.yaml") <(grep -v "$where" "$mine/config.yaml"); then
-      echo "config.yaml: identical settings (locations aside)"
-    else echo "config.yaml: DIFFERS"; same=1; fi
-    if cmp -s "$clone/runs/study/lite0.pth" "$study/lite0.pth"; then
-      echo "lite0.pth (the converted ImageNet weights): identical bytes"
-    else echo "lite0.pth: DIFFERS"; same=1; fi
+    verdict config.yaml "identical settings (locations aside)" \
+      <(grep -v "$where" "$theirs/config.yaml") <(grep -v "$where" "$mine/config.yaml")
+    verdict lite0.pth "identical bytes (the converted ImageNet weights)" \
+      "$clone/runs/study/lite0.pth" "$study/lite0.pth"
     for f in split.csv test_metrics.csv predictions.csv; do
-      if cmp -s "$theirs/$f" "$mine/$f"; then echo "$f: identical bytes"
-      else echo "$f: DIFFERS"; same=1; fi
+      verdict "$f" "identical bytes" "$theirs/$f" "$mine/$f"
     done
-    # log.csv without its wall-clock columns (seconds, patches_per_s)
-    local keep
-    keep=$(head -1 "$mine/log.csv" | tr ',' '\n' | grep -nvx 'seconds\|patches_per_s' | cut -d: -f1 | paste -sd,)
-    if cmp -s <(cut -d, -f"$keep" "$theirs/log.csv") <(cut -d, -f"$keep" "$mine/log.csv"); then
-      echo "log.csv: identical but for the wall-clock columns (seconds, patches_per_s)"
-    else echo "log.csv: DIFFERS"; same=1; fi
+    verdict log.csv "identical but for the wall-clock columns (seconds, patches_per_s)" \
+      <(cut -d, -f"$keep" "$theirs/log.csv") <(cut -d, -f"$keep" "$mine/log.csv")
   } > "$out/comparison.txt"
   cat "$out/comparison.txt"
   return "$same"
