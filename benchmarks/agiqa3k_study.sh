@@ -113,7 +113,7 @@ PY
   stage_end() {
     local commit dirty=""
     commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-    [ -n "$(git status --porcelain -- iqabench benchmarks 2>/dev/null)" ] && dirty=" (uncommitted changes)"
+    [ -n "$(git status --porcelain -- iqabench benchmarks pyproject.toml 2>/dev/null)" ] && dirty=" (uncommitted changes)"
     [ -f "$WORK/stages.tsv" ] || printf 'stage\tstarted\tfinished\tcommit\tmachine\tsettings\n' > "$WORK/stages.tsv"
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$STAGE_START" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit$dirty" \
       "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, no GPU" \

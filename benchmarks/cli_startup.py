@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> Path:
         parser.error("--repeats must be at least 1")
 
     frame = measure(args.repeats)
-    commit = git_commit(readme.CODE_PATHS, cwd=readme.REPO)
+    commit = git_commit(cwd=readme.REPO)
     cpu = cpu_model()
     date = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     frame = frame.assign(commit=commit, cpu=cpu, date=date)

@@ -23,9 +23,6 @@ import torchvision
 from iqabench.provenance import cpu_model, git_commit
 
 REPO = Path(__file__).resolve().parents[1]
-#: What benchmark numbers depend on: the commit is "with uncommitted changes" only when these
-#: differ from it (results written next to them do not count).
-CODE_PATHS = ("iqabench", "benchmarks", "pyproject.toml")
 
 
 def command(module: str, argv: Sequence[str] | None) -> str:
@@ -48,7 +45,7 @@ def run_facts(cmd: str, device: torch.device | None = None, **extra: str) -> dic
     gpu = f"; GPU {torch.cuda.get_device_name(device)}" if device and device.type == "cuda" else ""
     return {
         "command": f"`{cmd}`",
-        "commit": git_commit(CODE_PATHS, cwd=REPO),
+        "commit": git_commit(cwd=REPO),
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": f"CPU {cpu_model()}, {cores()} cores available{gpu}",
         "torch threads": str(torch.get_num_threads()),

@@ -13,16 +13,23 @@ from pathlib import Path
 
 _SOURCES = Path(__file__).resolve().parent
 
+#: What results depend on, relative to the checkout's top: a commit is "with uncommitted
+#: changes" only when these differ from it. Outputs written inside the checkout (a report
+#: under results/, runs) do not count, or every report would call its own commit dirty.
+CODE_PATHS = ("iqabench", "benchmarks", "pyproject.toml")
 
-def git_commit(paths: Sequence[str] | None = None, cwd: Path = _SOURCES) -> str:
-    """Full commit hash of the checkout at ``cwd``, with " (with uncommitted changes)"
-    when ``paths`` (default: anything) are edited; "unknown" outside a checkout."""
+
+def git_commit(paths: Sequence[str] = CODE_PATHS, cwd: Path = _SOURCES) -> str:
+    """Full commit hash of the checkout holding ``cwd``, with " (with uncommitted changes)"
+    when any of ``paths`` (relative to the checkout's top) is edited, added or deleted;
+    "unknown" outside a checkout."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                               text=True, timeout=10)
         if head.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", *(paths or ())], cwd=cwd,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--",
+                                *(f":(top){path}" for path in paths)], cwd=cwd,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
