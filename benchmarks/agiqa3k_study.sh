@@ -111,11 +111,10 @@ PY
   }
   stage_begin() { STAGE_START=$(date -u +%Y-%m-%dT%H:%M:%SZ); echo "== stage $1 ($STAGE_START)"; }
   stage_end() {
-    local commit dirty=""
-    commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-    [ -n "$(git status --porcelain -- iqabench benchmarks pyproject.toml 2>/dev/null)" ] && dirty=" (uncommitted changes)"
+    local commit  # the hash, marked when iqabench/, benchmarks/ or pyproject.toml are edited
+    commit=$(python -c "from iqabench.provenance import git_commit; print(git_commit())")
     [ -f "$WORK/stages.tsv" ] || printf 'stage\tstarted\tfinished\tcommit\tmachine\tsettings\n' > "$WORK/stages.tsv"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$STAGE_START" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit$dirty" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$STAGE_START" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit" \
       "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, no GPU" \
       "EPOCHS=$EPOCHS CROPS=$CROPS ROUNDS=$ROUNDS EVAL_CROPS=$EVAL_CROPS VAL_CROPS=$VAL_CROPS AMP=$AMP SEED=$SEED LIMIT=$LIMIT" \
       >> "$WORK/stages.tsv"

@@ -168,8 +168,8 @@ def write_budget(work: Path, out: Path) -> pd.DataFrame:
         "itself); `epochs_per_hour` = 3600 / s_per_epoch; `hours_per_round`: the epochs' "
         "seconds summed (test scoring, a minute or two, not included); `last_epoch_val_gain`: "
         "validation SRCC after the last epoch minus after the one before (mean over rounds): "
-        "near 0 means the "
-        "curve has flattened at this epoch count; `val_srcc_best`: best validation SRCC (the "
+        "near 0 means the curve has flattened at this epoch count; `val_srcc_best`: best "
+        "validation SRCC (the "
         "epoch kept), mean over rounds; test columns: mean over rounds.",
         "",
         shown.to_markdown(index=False, disable_numparse=True),
