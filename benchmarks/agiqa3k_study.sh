@@ -146,9 +146,10 @@ PY
           done
         done ;;
       report)
-        # everything is written afresh into OUT.new, then replaces OUT (a report is one run's
-        # output); each part is written once the runs it needs have finished every round
-        rm -rf "$OUT.new"; mkdir -p "$OUT.new"
+        # everything is written afresh into OUT (a report is one run's output), so the paths the
+        # files record are where they stay; the previous report waits in OUT.old until this one
+        # is whole. Each part is written once the runs it needs have finished every round
+        rm -rf "$OUT.old"; [ ! -d "$OUT" ] || mv "$OUT" "$OUT.old"; mkdir -p "$OUT"
         L0="$WORK/lite0_baseline"
         runs=(); labels=()
         for d in "$WORK"/lite?_*; do
@@ -158,9 +159,9 @@ PY
         if [ ${#runs[@]} -gt 0 ]; then
           iqabench profile --backbone tf_efficientnet_lite0 --backbone tf_efficientnet_lite1 \
             --backbone tf_efficientnet_lite2 --hyper-input last --hyper-input multiscale \
-            --eval-crops "$EVAL_CROPS" --input-size 224 --amp "$AMP" --device cpu --out "$OUT.new/profile"
-          iqabench compare "${runs[@]}" "${labels[@]}" --profile "$OUT.new/profile" \
-            --baseline-run "$L0" --out "$OUT.new" --force
+            --eval-crops "$EVAL_CROPS" --input-size 224 --amp "$AMP" --device cpu --out "$OUT/profile"
+          iqabench compare "${runs[@]}" "${labels[@]}" --profile "$OUT/profile" \
+            --baseline-run "$L0" --out "$OUT" --force
         fi
         sweep=("$L0/round_00"); sweep_labels=(--label "L1 only=$L0/round_00"); swept=yes
         for a in $ALPHAS; do
@@ -169,18 +170,18 @@ PY
         done
         if [ -n "$swept" ] && finished_round "$L0" 0; then
           iqabench compare "${sweep[@]}" "${sweep_labels[@]}" --baseline-run "$L0/round_00" \
-            --out "$OUT.new/alpha_sweep" --pca-limit 0
+            --out "$OUT/alpha_sweep" --pca-limit 0
         fi
         if finished "$WORK/fp32_baseline" 1 && finished_round "$L0" 0; then
           iqabench compare "$L0/round_00" "$WORK/fp32_baseline" --label "bf16=$L0/round_00" \
             --label "fp32=$WORK/fp32_baseline" --baseline-run "$L0/round_00" \
-            --out "$OUT.new/bf16_vs_fp32" --pca-limit 0
+            --out "$OUT/bf16_vs_fp32" --pca-limit 0
         fi
         if [ "$PRECISION_CROPS" -gt 0 ] && finished_round "$L0" 0; then
           python -m benchmarks.eval_precision --checkpoint "$L0/round_00/best.pt" --dataset agiqa3k \
-            --root "$ROOT" --eval-crops "$PRECISION_CROPS" --out "$OUT.new/precision"
+            --root "$ROOT" --eval-crops "$PRECISION_CROPS" --out "$OUT/precision"
         fi
-        rm -rf "$OUT"; mv "$OUT.new" "$OUT" ;;  # budget and PROVENANCE.md: after stage_end
+        rm -rf "$OUT.old" ;;  # budget and PROVENANCE.md: after stage_end
       *) echo "unknown stage '$stage' (alpha, pair, variants, backbones, report)" >&2; exit 2 ;;
     esac
     stage_end "$stage"

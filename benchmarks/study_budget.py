@@ -14,7 +14,8 @@ test_metrics.csv) and writes into OUT:
   hours spent (train + validation), one line per run, test SRCC (mean over rounds) marked at
   the end: the SRCC-vs-budget curve of the study;
 - with ``--provenance``: ``PROVENANCE.md`` from ``WORK/stages.tsv`` (each stage's start, end,
-  commit, machine and settings, as ``benchmarks/agiqa3k_study.sh`` appends them).
+  commit, machine and settings, as ``benchmarks/agiqa3k_study.sh`` appends them) and every
+  round's sittings (start or resume, first epoch, commit, machine) from its environment.json.
 
     python -m benchmarks.study_budget runs/study --out results/agiqa3k_study
 """
@@ -189,18 +190,41 @@ def write_budget(work: Path, out: Path) -> pd.DataFrame:
     return table
 
 
+def sittings_table(work: Path) -> pd.DataFrame:
+    """One row per sitting of every round (its start, or a resume from its last saved epoch),
+    from the rounds' environment.json: a stage that ran in several sittings records only its
+    last one in stages.tsv, so this is where the commit that trained each epoch is named."""
+    rows = []
+    for run_dir in sorted(p for p in work.iterdir() if p.is_dir()):
+        for round_dir in runfolder.round_dirs(run_dir):
+            finished = (round_dir / runfolder.TEST_METRICS).is_file()
+            for record in runfolder.read_environment(round_dir) or []:
+                rows.append({
+                    "run": run_dir.name,
+                    "round": int(round_dir.name.removeprefix("round_")),
+                    "started": record.get("started", "—"),
+                    "from_epoch": int(record.get("start_epoch", 0)) + 1,
+                    "commit": record.get("commit") or "—",
+                    "machine": f"{record.get('cpu', '?')}, {record.get('cpu_count', '?')} cores, "
+                               f"{record.get('gpu') or 'no GPU'}",
+                    "round_finished": "yes" if finished else "no",
+                })
+    return pd.DataFrame(rows, columns=["run", "round", "started", "from_epoch", "commit",
+                                       "machine", "round_finished"])
+
+
 def write_provenance(work: Path, out: Path, command: str) -> Path:
     stages_file = work / "stages.tsv"
     if not stages_file.is_file():
         raise IqabenchError(f"{stages_file}: no stage records (run benchmarks/agiqa3k_study.sh)")
     stages = pd.read_csv(stages_file, sep="\t", dtype=str, keep_default_na=False)
-    starts = [record["started"] for run_dir in work.iterdir() if run_dir.is_dir()
-              for round_dir in runfolder.round_dirs(run_dir)
-              for record in (runfolder.read_environment(round_dir) or []) if "started" in record]
+    sittings = sittings_table(work)
+    starts = [t for t in sittings["started"] if t != "—"]
     text = "\n".join([
         "# Provenance",
         "",
-        f"- command: `{command}` (stages may have run in several sittings; each is below)",
+        f"- command: `{command}` (stages may have run in several sittings; each stage's last "
+        "sitting and every round's sittings are below)",
         f"- started: {min(starts) if starts else stages['started'].min()} (first training "
         f"round); finished: {stages['finished'].max()} (last stage)",
         "- every run's own config.yaml, environment.json (commit, versions, machine) and "
@@ -209,6 +233,15 @@ def write_provenance(work: Path, out: Path, command: str) -> Path:
         "## Stages",
         "",
         stages.to_markdown(index=False),
+        "",
+        "## Training sittings",
+        "",
+        "A stage above is recorded once, by the sitting that finished it. Every round's "
+        "sittings are below: its start, and each resume (from_epoch: the first epoch that "
+        "sitting trained, from the previous sitting's last.pt), with the commit and machine "
+        "it ran on, from the round's environment.json.",
+        "",
+        sittings.to_markdown(index=False) if len(sittings) else "(no round has an environment.json)",
         "",
     ])
     path = out / "PROVENANCE.md"

@@ -98,6 +98,32 @@ def test_provenance_from_stage_records(budget, work, tmp_path):
     assert "| variants" in text and "abc123" in text
 
 
+def test_provenance_names_every_sitting_of_every_round(budget, work, tmp_path):
+    (work / "stages.tsv").write_text(
+        "stage\tstarted\tfinished\tcommit\tmachine\tsettings\n"
+        "variants\t2026-01-02T09:00:00Z\t2026-01-02T15:00:00Z\tccc333\tCPU X, 2 cores\tEPOCHS=5\n")
+    base0 = work / "lite0_baseline" / "round_00"
+    runfolder.write_environment(base0, {"started": "2026-01-01T08:00:00+00:00", "commit": "aaa111",
+                                        "start_epoch": 0, "cpu": "CPU X", "cpu_count": 2})
+    runfolder.write_environment(base0, {"started": "2026-01-01T20:00:00+00:00", "commit": "bbb222",
+                                        "start_epoch": 2, "cpu": "CPU X", "cpu_count": 2})
+    unfinished = work / "lite0_rank" / "round_01"
+    runfolder.write_environment(unfinished, {"started": "2026-01-02T10:00:00+00:00",
+                                             "commit": "ccc333", "start_epoch": 0,
+                                             "cpu": "CPU X", "cpu_count": 2, "gpu": "GPU Y"})
+    table = budget.sittings_table(work)
+    assert table[["run", "round", "from_epoch", "commit", "round_finished"]].values.tolist() == [
+        ["lite0_baseline", 0, 1, "aaa111", "yes"], ["lite0_baseline", 0, 3, "bbb222", "yes"],
+        ["lite0_rank", 1, 1, "ccc333", "no"]]
+    assert table["machine"].tolist() == ["CPU X, 2 cores, no GPU"] * 2 + ["CPU X, 2 cores, GPU Y"]
+    out = tmp_path / "out"
+    out.mkdir()
+    text = budget.write_provenance(work, out, "bash x.sh").read_text()
+    # the first sitting, not the stage that finished last, is when the study started
+    assert "started: 2026-01-01T08:00:00+00:00" in text
+    assert "## Training sittings" in text and "bbb222" in text and "aaa111" in text
+
+
 def test_errors_are_one_line(budget, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
