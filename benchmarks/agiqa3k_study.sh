@@ -9,7 +9,9 @@
 #              best mean validation SRCC in `variants`, ROUNDS rounds each
 #   report     writes OUT afresh (replacing it): iqabench profile of the three backbones
 #              (profile/), iqabench compare over the variant and backbone runs (report.md), over
-#              the alpha sweep (alpha_sweep/) and over the bf16/fp32 pair (bf16_vs_fp32/), the
+#              the three backbones at the best variant, paired against Lite0 with it
+#              (backbones_VARIANT/), over the alpha sweep (alpha_sweep/) and over the
+#              bf16/fp32 pair (bf16_vs_fp32/), the
 #              training budget (budget.md, budget_curve.png), fp32/bf16/compiled scoring of
 #              the baseline's round-0 checkpoint (precision/) and PROVENANCE.md; a part is
 #              left out while the runs it needs have not finished every round
@@ -162,6 +164,21 @@ PY
             --eval-crops "$EVAL_CROPS" --input-size 224 --amp "$AMP" --device cpu --out "$OUT/profile"
           iqabench compare "${runs[@]}" "${labels[@]}" --profile "$OUT/profile" \
             --baseline-run "$L0" --out "$OUT" --force
+        fi
+        # the backbone axis at the best Lite0 variant, paired against Lite0 with that variant
+        # (the comparison above pairs every run with Lite0's baseline)
+        best=$(best_variant 2>/dev/null) || best=""
+        if [ -n "$best" ] && [ "$best" != baseline ]; then
+          axis=(); axis_labels=()
+          for b in 0 1 2; do
+            finished "$WORK/lite${b}_$best" "$ROUNDS" || continue
+            axis+=("$WORK/lite${b}_$best")
+            axis_labels+=(--label "$(label_of "lite${b}_$best")=$WORK/lite${b}_$best")
+          done
+          if [ ${#axis[@]} -gt 1 ] && [ "${axis[0]}" = "$WORK/lite0_$best" ]; then
+            iqabench compare "${axis[@]}" "${axis_labels[@]}" --profile "$OUT/profile" \
+              --baseline-run "$WORK/lite0_$best" --out "$OUT/backbones_$best" --pca-limit 0
+          fi
         fi
         sweep=("$L0/round_00"); sweep_labels=(--label "L1 only=$L0/round_00"); swept=yes
         for a in $ALPHAS; do
