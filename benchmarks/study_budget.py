@@ -11,8 +11,10 @@ test_metrics.csv) and writes into OUT:
   count) and the mean test SRCC/PLCC over rounds; per backbone and precision, the epochs
   per hour its fastest epoch implies;
 - ``budget_curve.png`` / ``.pdf``: mean validation SRCC after each epoch against the training
-  hours spent (train + validation), one line per run, test SRCC (mean over rounds) marked at
-  the end: the SRCC-vs-budget curve of the study;
+  hours it costs (train + validation) at the run's fastest epoch rate, one line per run, test
+  SRCC (mean over rounds) marked at the end: the SRCC-vs-budget curve of the study. The
+  fastest rate, not the logged wall time, so that a run that shared the machine is not
+  drawn as a costlier recipe;
 - with ``--provenance``: ``PROVENANCE.md`` from ``WORK/stages.tsv`` (each stage's start, end,
   commit, machine and settings, as ``benchmarks/agiqa3k_study.sh`` appends them) and every
   round's sittings (start or resume, first epoch, commit, machine) from its environment.json.
@@ -30,6 +32,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # started as `python benchmarks/study_budget.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -70,7 +73,7 @@ def _test_mean(tests: list[pd.Series], metric: str) -> float:
 
 def run_rows(work: Path) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """The budget table and, per run, the mean validation curve over its finished rounds
-    (columns epoch, hours, val_srcc)."""
+    (columns epoch, hours: epochs x the run's fastest epoch, val_srcc)."""
     rows, curves = [], {}
     for run_dir in sorted(p for p in work.iterdir() if p.is_dir()):
         records = [r for d in runfolder.round_dirs(run_dir) if (r := round_record(d))]
@@ -81,9 +84,9 @@ def run_rows(work: Path) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
         seconds = np.concatenate([log["seconds"].to_numpy() for log in logs])
         epochs = min(len(log) for log in logs)
         val = np.stack([log["val_srcc"].to_numpy()[:epochs] for log in logs])
-        hours = np.stack([log["seconds"].to_numpy()[:epochs].cumsum() / 3600 for log in logs])
-        curves[run_dir.name] = pd.DataFrame({"epoch": np.arange(1, epochs + 1),
-                                             "hours": hours.mean(axis=0),
+        epoch = np.arange(1, epochs + 1)
+        curves[run_dir.name] = pd.DataFrame({"epoch": epoch,
+                                             "hours": epoch * seconds.min() / 3600,
                                              "val_srcc": val.mean(axis=0)})
         tests = [r["test"] for r in records if r["test"] is not None]
         rows.append({
@@ -112,14 +115,18 @@ def plot_budget(table: pd.DataFrame, curves: dict[str, pd.DataFrame], out: Path)
     """Validation SRCC against training hours per run, test SRCC marked at the end."""
     fig = Figure(figsize=(8, 5.2), layout="constrained")
     ax = fig.add_subplot()
+    colors = matplotlib.colormaps["tab10" if len(table) <= 10 else "tab20"].colors
     for i, row in enumerate(table.itertuples(index=False)):
         curve = curves[row.run]
         line, = ax.plot(curve["hours"], curve["val_srcc"], marker="o", markersize=3,
-                        color=f"C{i % 10}", label=f"{row.run} ({row.rounds_finished} rounds)")
+                        color=colors[i % len(colors)],
+                        label=f"{row.run} ({row.rounds_finished} "
+                        f"round{'s' if row.rounds_finished != 1 else ''})")
         if not np.isnan(row.test_srcc_mean):
             ax.scatter([curve["hours"].iloc[-1]], [row.test_srcc_mean], marker="*", s=90,
                        color=line.get_color(), edgecolor="black", linewidths=0.5, zorder=3)
-    ax.set_xlabel("training hours per round (train + validation, this machine)")
+    ax.set_xlabel("training hours per round at the run's fastest epoch (train + validation, "
+                  "this machine)")
     ax.set_ylabel("SRCC (lines: validation per epoch; stars: test, mean over rounds)")
     ax.set_title("SRCC against training budget")
     ax.grid(alpha=0.3)
@@ -180,6 +187,10 @@ def write_budget(work: Path, out: Path) -> pd.DataFrame:
         backbone_rates(table).round(1).to_markdown(index=False),
         "",
         "![SRCC against training budget](budget_curve.png)",
+        "",
+        "The curve puts each epoch at the run's fastest epoch rate (epoch x "
+        "`s_per_epoch_fastest`): what the recipe costs on this machine to itself, not how "
+        "long a run that shared the machine happened to take.",
         "",
         f"Written by `python -m benchmarks.study_budget {work} --out {out}` from the run "
         "folders' log.csv and test_metrics.csv; the machine and dates are in PROVENANCE.md.",

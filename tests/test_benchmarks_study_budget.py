@@ -83,6 +83,9 @@ def test_fastest_epoch_estimates_the_rate_of_a_machine_to_itself(budget, work, t
     assert len(rates) == 1 and rates.loc[0, "runs"] == 2
     assert rates.loc[0, "s_per_epoch_fastest"] == pytest.approx(1.0)
     assert rates.loc[0, "epochs_per_hour_fastest"] == pytest.approx(3600.0)
+    # the budget curve costs each epoch at the fastest rate, not at the slowed wall time
+    curve = budget.run_rows(work)[1]["lite0_baseline"]
+    assert curve["hours"].tolist() == pytest.approx([1 / 3600, 2 / 3600, 3 / 3600])
 
 
 def test_provenance_from_stage_records(budget, work, tmp_path):
