@@ -97,7 +97,12 @@ def predict_crops(model: torch.nn.Module, cache, names: Sequence[str], crop_mode
                   seed: int = 0):
     """The score of every test crop, (N, k) float64 (k crops per image, in order);
     :func:`predict` is its mean over crops. ``cache`` maps each name to a (3, H, W)
-    uint8 tensor. Arguments as :func:`predict`."""
+    uint8 tensor. Arguments as :func:`predict`.
+
+    On CUDA each whole uint8 image goes to the GPU and its crops are cut there (25
+    crops of 224 px are ~5x the bytes of a 512x384 image, and cutting them on the host
+    serialises the pass on one CPU thread); scores stay on the device until the end, so
+    the host does not wait for every batch."""
     device = torch.device(device)
     model.eval()
     k = crops_per_image(crop_mode, n_crops)
@@ -116,13 +121,15 @@ def predict_crops(model: torch.nn.Module, cache, names: Sequence[str], crop_mode
             out = model(x, return_params=return_params)
         if return_params:
             out, p = out
-            params.append(flatten_target_params(p)[:n].float().cpu())
-        scores.append(out[:n].float().cpu())
+            params.append(flatten_target_params(p)[:n].float())
+        scores.append(out[:n].float())
 
     pending: list[torch.Tensor] = []
     n_pending = 0
+    crop_on_device = device.type == "cuda"
     for name in names:
-        crops = eval_crops(cache[name], crop_mode, n_crops, crop_size, _crop_seed(name, seed))
+        image = cache[name].to(device, non_blocking=True) if crop_on_device else cache[name]
+        crops = eval_crops(image, crop_mode, n_crops, crop_size, _crop_seed(name, seed))
         if crop_mode == "full":
             run(crops)
             continue
@@ -139,9 +146,9 @@ def predict_crops(model: torch.nn.Module, cache, names: Sequence[str], crop_mode
     if not names:
         empty = np.zeros((0, k), dtype=np.float64)
         return (empty, np.zeros((0, 0))) if return_params else empty
-    per_crop = torch.cat(scores).double().view(len(names), k).numpy()  # (N, k)
+    per_crop = torch.cat(scores).cpu().double().view(len(names), k).numpy()  # (N, k)
     if return_params:
-        flat = torch.cat(params).double()
+        flat = torch.cat(params).cpu().double()
         return per_crop, flat.view(len(names), k, -1).mean(1).numpy()  # (N, D)
     return per_crop
 

@@ -6,6 +6,7 @@ number can be traced to the code and hardware that produced it.
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from collections.abc import Sequence
@@ -21,19 +22,25 @@ CODE_PATHS = ("iqabench", "benchmarks", "pyproject.toml")
 
 def git_commit(paths: Sequence[str] = CODE_PATHS, cwd: Path = _SOURCES) -> str:
     """Full commit hash of the checkout holding ``cwd``, with " (with uncommitted changes)"
-    when any of ``paths`` (relative to the checkout's top) is edited, added or deleted;
-    "unknown" outside a checkout."""
+    when any of ``paths`` (relative to the checkout's top) is edited, added or deleted.
+    Outside a checkout (a tree copied to another machine without ``.git``) it is the
+    ``IQABENCH_COMMIT`` environment variable, marked as such, else "unknown"."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                               text=True, timeout=10)
         if head.returncode != 0:
-            return "unknown"
+            return _declared_commit()
         dirty = subprocess.run(["git", "status", "--porcelain", "--",
                                 *(f":(top){path}" for path in paths)], cwd=cwd,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return _declared_commit()
     return head.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+
+
+def _declared_commit() -> str:
+    declared = os.environ.get("IQABENCH_COMMIT", "").strip()
+    return f"{declared} (declared by IQABENCH_COMMIT, no git checkout)" if declared else "unknown"
 
 
 def cpu_model() -> str:

@@ -133,11 +133,13 @@ def is_compiled(model: torch.nn.Module) -> bool:
 
 @dataclass(frozen=True)
 class DistContext:
-    """This process's place in a torchrun job (rank 0 of 1 without one)."""
+    """This process's place in a torchrun job (rank 0 of 1 without one). ``launched``:
+    started by torchrun, so a process group was joined, even with one process."""
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    launched: bool = False
 
     @property
     def main(self) -> bool:
@@ -145,7 +147,9 @@ class DistContext:
 
     @property
     def active(self) -> bool:
-        return self.world_size > 1
+        """Whether the model trains under DistributedDataParallel: in every torchrun job
+        (a one-process job too, the usual launch on a single-GPU machine), never without."""
+        return self.world_size > 1 or self.launched
 
     def barrier(self) -> None:
         if self.active:
@@ -165,11 +169,11 @@ class DistContext:
 
 def init_distributed(device_name: str) -> DistContext:
     """Read RANK/WORLD_SIZE/LOCAL_RANK (set by torchrun) and join the process group:
-    nccl on CUDA, gloo on CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    nccl on CUDA, gloo on CPU. Without torchrun's variables: one process, no group."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return DistContext()
-    ctx = DistContext(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    ctx = DistContext(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]),
+                      int(os.environ.get("LOCAL_RANK", "0")), launched=True)
     if not dist.is_initialized():
         cuda = device_name != "cpu" and torch.cuda.is_available()
         if cuda:

@@ -201,6 +201,8 @@ def environment(device: torch.device | str, world_size: int = 1) -> dict:
         "tensorboard": _version("tensorboard"),
         "device": str(device),
         "world_size": world_size,
+        "dist_backend": (torch.distributed.get_backend() if torch.distributed.is_available()
+                         and torch.distributed.is_initialized() else None),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),

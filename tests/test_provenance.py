@@ -45,7 +45,8 @@ def test_edited_code_marks_the_commit(checkout, edit):
     assert git_commit(cwd=repo / "iqabench") == f"{head} (with uncommitted changes)"
 
 
-def test_explicit_paths_and_outside_a_checkout(checkout, tmp_path):
+def test_explicit_paths_and_outside_a_checkout(checkout, tmp_path, monkeypatch):
+    monkeypatch.delenv("IQABENCH_COMMIT", raising=False)
     repo, head = checkout
     (repo / "notes.txt").write_text("scratch\n")
     assert git_commit(cwd=repo) == head
@@ -53,3 +54,14 @@ def test_explicit_paths_and_outside_a_checkout(checkout, tmp_path):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     assert git_commit(cwd=outside) == "unknown"
+
+
+def test_a_copied_tree_without_git_reports_the_declared_commit(checkout, tmp_path, monkeypatch):
+    """A tree copied to another machine (no .git) records the commit it was declared to
+    be, marked as declared; inside a checkout git's answer wins."""
+    repo, head = checkout
+    outside = tmp_path / "copied"
+    outside.mkdir()
+    monkeypatch.setenv("IQABENCH_COMMIT", "abc123")
+    assert git_commit(cwd=outside) == "abc123 (declared by IQABENCH_COMMIT, no git checkout)"
+    assert git_commit(cwd=repo) == head

@@ -84,6 +84,7 @@ def test_backend_flags_are_restored():
 
 def test_single_process_context(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("RANK", raising=False)
     ctx = init_distributed("cpu")
     assert ctx == DistContext() and ctx.main and not ctx.active
     ctx.barrier()  # no process group: a no-op
@@ -91,6 +92,33 @@ def test_single_process_context(monkeypatch):
     assert ctx.device(torch.device("cuda")) == torch.device("cuda")
     assert DistContext(1, 2, 1).device(torch.device("cuda")) == torch.device("cuda", 1)
     assert not DistContext(1, 2, 1).main
+
+
+def test_one_process_torchrun_joins_a_process_group(monkeypatch):
+    """`torchrun --nproc_per_node 1` (one GPU) must still train under DDP and record the
+    backend, so the DDP path is what a single-GPU torchrun job runs."""
+    import socket
+
+    import torch.distributed as dist
+
+    from iqabench.tracking import environment
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0",
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}.items():
+        monkeypatch.setenv(key, value)
+    ctx = init_distributed("cpu")
+    try:
+        assert ctx.launched and ctx.active and ctx.world_size == 1 and ctx.main
+        assert dist.is_initialized() and dist.get_backend() == "gloo"
+        assert environment("cpu", ctx.world_size)["dist_backend"] == "gloo"
+        ctx.barrier()
+    finally:
+        ctx.close()
+    assert not dist.is_initialized()
+    assert environment("cpu")["dist_backend"] is None
 
 
 def test_rng_state_round_trips_through_a_checkpoint_file(tmp_path):
