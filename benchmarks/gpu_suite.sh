@@ -67,7 +67,7 @@ if [ "${SMALL:-0}" = 1 ]; then
 else
   PROFILE_BACKBONES=(--backbone resnet50 --backbone swin_tiny_patch4_window7_224 --backbone tf_efficientnet_lite0)
   SPEED_MODEL=resnet50
-  SPEED_SIZES=(--images 64 --eval-images 128 --train-epochs 2 --eval-passes 2 --batch-size 96 --eval-batch-size 400)
+  SPEED_SIZES=(--images 96 --eval-images 96 --train-epochs 2 --eval-passes 2 --batch-size 96 --eval-batch-size 400)
   SMOKE_SMALL=()
   WEIGHTS=(--weights .gpu_data/lite0.pth)
 fi

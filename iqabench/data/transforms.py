@@ -84,7 +84,10 @@ def crop_batch(
     Crops are copied by slicing, flip included (a reversed view copied once), with no
     decode and no float conversion. The copies go through numpy: many small torch copies
     on a busy CPU cost 100x more when torch splits each over its intra-op threads.
+    Images on a GPU are cut there (:func:`crop_batch_torch`), and the crops stay there.
     """
+    if images and isinstance(images[0], torch.Tensor) and images[0].device.type != "cpu":
+        return crop_batch_torch(images, tops, lefts, size, flips)
     out = np.empty((len(images), 3, size, size), dtype=np.uint8)  # (B, 3, S, S)
     flips = np.zeros(len(images), dtype=bool) if flips is None else np.asarray(flips, dtype=bool)
     words = size % 8 == 0  # rows reverse as 8-byte words: fewer, wider element moves
@@ -101,6 +104,20 @@ def crop_batch(
         else:
             out[i] = crop[:, :, ::-1]
     return torch.from_numpy(out)
+
+
+def crop_batch_torch(
+    images: Sequence[torch.Tensor],
+    tops: Sequence[int],
+    lefts: Sequence[int],
+    size: int,
+    flips: Sequence[bool] | np.ndarray | None = None,
+) -> torch.Tensor:
+    """:func:`crop_batch` with torch ops, on the images' device (the crops stay there)."""
+    flips = np.zeros(len(images), dtype=bool) if flips is None else np.asarray(flips, dtype=bool)
+    crops = [img[:, top : top + size, left : left + size] for img, top, left
+             in zip(images, tops, lefts)]
+    return torch.stack([c.flip(-1) if f else c for c, f in zip(crops, flips)])
 
 
 def grid_offsets(length: int, size: int, steps: int) -> list[int]:

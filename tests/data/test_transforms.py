@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from iqabench.data.transforms import crop_batch, eval_crops, grid_offsets, resized_size
+from iqabench.data.transforms import (crop_batch, crop_batch_torch, eval_crops, grid_offsets,
+                                      resized_size)
 from iqabench.errors import IqabenchError
 
 
@@ -77,3 +78,15 @@ def test_crop_batch_cuts_and_flips():
     odd = crop_batch(images, [3, 3], [7, 7], 15, flips=[True, False])  # width not a multiple of 8
     assert torch.equal(odd[0], images[0][:, 3:18, 7:22].flip(-1))
     assert torch.equal(odd[1], images[1][:, 3:18, 7:22])
+
+
+def test_torch_crops_equal_numpy_crops():
+    """The path GPU images take (torch ops on their device) cuts the same crops."""
+    images = [random_image(30, 40, seed=i) for i in range(3)]
+    for size, flips in ((16, [False, True, True]), (15, [True, False, True])):
+        args = ([0, 5, 14], [1, 8, 24], size, flips)
+        assert torch.equal(crop_batch_torch(images, *args), crop_batch(images, *args))
+    assert torch.equal(crop_batch_torch(images, [2] * 3, [3] * 3, 16),
+                       crop_batch(images, [2] * 3, [3] * 3, 16))
+    grid = eval_crops(images[0], "grid", n=4, size=16)
+    assert torch.equal(crop_batch_torch([images[0]] * 4, [0, 0, 14, 14], [0, 24, 0, 24], 16), grid)
