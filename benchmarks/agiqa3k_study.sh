@@ -6,7 +6,8 @@
 #   pair       the baseline's round 0 once more in fp32 (same seed, same split): bf16 vs fp32
 #   variants   baseline, +rank (chosen alpha), +multiscale, +both with Lite0, ROUNDS rounds each
 #   backbones  Lite1 and Lite2 (at 224 px, like Lite0): the baseline and the variant with the
-#              best mean validation SRCC in `variants`, ROUNDS rounds each
+#              best mean validation SRCC in `variants`, ROUNDS rounds each; Lite0's rounds of
+#              those two variants too where WORK lacks them (their pairing partners)
 #   report     writes OUT afresh (replacing it): iqabench profile of the three backbones
 #              (profile/), iqabench compare over the variant and backbone runs (report.md), over
 #              the three backbones at the best variant, paired against Lite0 with it
@@ -22,6 +23,9 @@
 # costs in quality) and reads one decoded uint8 cache of the dataset (WORK/cache, written by the
 # first run). Test scoring is not compiled: at 9 crops on 594 test images compiling (~25 s)
 # costs about what it saves; precision/ times fp32, bf16 and bf16 compiled at EVAL_CROPS.
+# CHOSEN_ALPHA and BEST_VARIANT, when set, stand for the alpha and the variant that the alpha
+# and variants stages chose (as a committed report states them), so a later stage can run in a
+# WORK_DIR without those stages' runs.
 # Usage: [STAGES=...] [EPOCHS=5 CROPS=2 ...] bash benchmarks/agiqa3k_study.sh [DATA_ROOT] [WORK_DIR]
 # The whole script is one function, read in full before it runs: editing this file while a
 # study runs does not change (or break) the running study.
@@ -78,6 +82,7 @@ main() {
   }
   # the alpha with the best validation SRCC (ties: the smaller alpha)
   chosen_alpha() {
+    if [ -n "${CHOSEN_ALPHA:-}" ]; then echo "$CHOSEN_ALPHA"; return; fi
     python - "$WORK" $ALPHAS <<'PY'
 import sys
 import pandas as pd
@@ -88,6 +93,7 @@ PY
   }
   # the variant (rank, multiscale, both or baseline) with the best mean validation SRCC over rounds
   best_variant() {
+    if [ -n "${BEST_VARIANT:-}" ]; then echo "$BEST_VARIANT"; return; fi
     python - "$WORK" "$ROUNDS" <<'PY'
 import sys
 import pandas as pd
@@ -118,7 +124,7 @@ PY
     [ -f "$WORK/stages.tsv" ] || printf 'stage\tstarted\tfinished\tcommit\tmachine\tsettings\n' > "$WORK/stages.tsv"
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$STAGE_START" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit" \
       "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, no GPU" \
-      "EPOCHS=$EPOCHS CROPS=$CROPS ROUNDS=$ROUNDS EVAL_CROPS=$EVAL_CROPS VAL_CROPS=$VAL_CROPS AMP=$AMP SEED=$SEED LIMIT=$LIMIT" \
+      "EPOCHS=$EPOCHS CROPS=$CROPS ROUNDS=$ROUNDS EVAL_CROPS=$EVAL_CROPS VAL_CROPS=$VAL_CROPS AMP=$AMP SEED=$SEED LIMIT=$LIMIT${CHOSEN_ALPHA:+ CHOSEN_ALPHA=$CHOSEN_ALPHA}${BEST_VARIANT:+ BEST_VARIANT=$BEST_VARIANT}" \
       >> "$WORK/stages.tsv"
   }
 
@@ -142,7 +148,7 @@ PY
         best=$(best_variant)
         echo "best Lite0 variant on validation: $best"
         vs=(baseline); [ "$best" != baseline ] && vs+=("$best")
-        for b in 1 2; do
+        for b in 0 1 2; do  # Lite0's rounds are skipped where the variants stage made them
           for v in "${vs[@]}"; do
             train_rounds "lite${b}_$v" $(lite "$b") $(variant_flags "$v") --amp "$AMP"
           done

@@ -17,6 +17,10 @@ whose log is kept; the verdicts go to ``checks.csv`` and ``smoke.md``:
 5. ``ddp``: ``torchrun --standalone --nproc_per_node 1`` trains under DDP; its
    environment.json records the process-group backend (nccl on CUDA, gloo on CPU).
 
+The training runs share the device at the same time (on a GPU a short run is mostly start-up
+and, in its first epoch, cuDNN's algorithm search), so the times in ``smoke.md`` are not
+measurements of speed.
+
     python -m benchmarks.cuda_smoke --root .gpu_data/agiqa3k --weights .gpu_data/lite0.pth \\
         --device cuda --out results/gpu/h200/smoke
 """
@@ -127,77 +131,90 @@ def train_args(opts: argparse.Namespace, out: Path) -> list[str]:
 
 
 def smoke(opts: argparse.Namespace) -> list[Check]:
+    """The checks; the training runs (A, the killed B, the repeat C, the DDP run D) run
+    at the same time, since on a GPU each process spends most of its time starting up."""
     out: Path = opts.out
     runs = out / "runs"
     runner = Runner(out)
-    checks: list[Check] = []
     a, b, c, d = (runs / n for n in ("uninterrupted", "resumed", "repeat", "ddp"))
+    cuda = opts.device != "cpu"
 
-    code = runner.run("train", CLI + train_args(opts, a))
-    ok = code == 0 and (a / "test_metrics.csv").is_file()
-    checks.append(Check("train", ok, f"test SRCC {test_srcc(a):.4f}, "
-                        f"{_epoch_seconds(a)}" if ok else f"exit {code}: {runner.tail('train')}"))
-    if not ok:
-        return checks
-
-    code, saved = kill_after_first_checkpoint(runner, "resume_killed", CLI + train_args(opts, b), b)
-    killed = code == -signal.SIGKILL and 1 <= saved < opts.epochs
-    code = runner.run("resume", CLI + ["train", "--resume", str(b), "--quiet"])
-    if not (killed and code == 0 and (b / "test_metrics.csv").is_file()):
-        checks.append(Check("resume", False, f"kill exit {code}, epochs saved {saved}: "
-                            f"{runner.tail('resume')}"))
-    else:
-        steps_a = pd.read_csv(a / "steps.csv")["step"].tolist()
-        steps_b = pd.read_csv(b / "steps.csv")["step"].tolist()
-        diff = abs(test_srcc(b) - test_srcc(a))
-        if opts.device == "cpu":
-            tolerance, noise = 1e-6, "CPU kernels are deterministic"
-        else:
-            code = runner.run("repeat", CLI + train_args(opts, c))
-            if code != 0:
-                checks.append(Check("resume", False, f"repeat run exit {code}: "
-                                    f"{runner.tail('repeat')}"))
-                tolerance = None
-            else:
-                repeat = abs(test_srcc(c) - test_srcc(a))
-                tolerance = max(3 * repeat, 0.01)
-                noise = f"uninterrupted repeat differs by {repeat:.4f}"
-        if tolerance is not None:
-            ok = diff <= tolerance and steps_a == steps_b
-            checks.append(Check("resume", ok,
-                                f"killed after epoch {saved}; resumed SRCC {test_srcc(b):.4f} vs "
-                                f"{test_srcc(a):.4f} (difference {diff:.4f}, allowed {tolerance:.4f}: "
-                                f"{noise}); optimiser steps {len(steps_b)} vs {len(steps_a)}, "
-                                f"{'the same' if steps_a == steps_b else 'DIFFERENT'}"))
-
-    eval_common = CLI + ["eval", "--checkpoint", str(a / "best.pt"), "--split", str(a),
-                         "--n-boot", "0", "--device", opts.device, "--amp", opts.amp]
-    code = runner.run("eval", eval_common + ["--out", str(out / "eval_eager")])
-    ok = code == 0 and abs(eval_srcc(out / "eval_eager") - test_srcc(a)) <= 1e-4
-    checks.append(Check("eval", ok, f"eval SRCC {eval_srcc(out / 'eval_eager'):.5f} vs training's "
-                        f"{test_srcc(a):.5f}" if code == 0 else f"exit {code}: {runner.tail('eval')}"))
-    if code == 0:
-        code = runner.run("compile", eval_common + ["--compile", "--out", str(out / "eval_compiled")])
-        ok = code == 0 and abs(eval_srcc(out / "eval_compiled") - eval_srcc(out / "eval_eager")) < 5e-4
-        checks.append(Check("compile", ok,
-                            f"compiled SRCC {eval_srcc(out / 'eval_compiled'):.5f} vs eager "
-                            f"{eval_srcc(out / 'eval_eager'):.5f}" if code == 0 else
-                            f"exit {code}: {runner.tail('compile')}"))
-
+    proc_a = runner.start("train", CLI + train_args(opts, a))
+    proc_c = runner.start("repeat", CLI + train_args(opts, c)) if cuda else None
     ddp_args = train_args(opts, d)
     ddp_args[ddp_args.index("--epochs") + 1] = "2"
-    code = runner.run("ddp", TORCHRUN + ddp_args)
+    proc_d = runner.start("ddp", TORCHRUN + ddp_args)
+    kill_code, saved = kill_after_first_checkpoint(runner, "resume_killed",
+                                                   CLI + train_args(opts, b), b)
+    killed = kill_code == -signal.SIGKILL and 1 <= saved < opts.epochs
+    proc_b = runner.start("resume", CLI + ["train", "--resume", str(b), "--quiet"]) if killed else None
+    code_a = runner.finish(proc_a)
+
+    checks: list[Check] = []
+    trained = code_a == 0 and (a / "test_metrics.csv").is_file()
+    checks.append(Check("train", trained, f"test SRCC {test_srcc(a):.4f}, {_epoch_seconds(a)}"
+                        if trained else f"exit {code_a}: {runner.tail('train')}"))
+    eval_common = CLI + ["eval", "--checkpoint", str(a / "best.pt"), "--split", str(a),
+                         "--n-boot", "0", "--device", opts.device, "--amp", opts.amp]
+    eager, compiled = out / "eval_eager", out / "eval_compiled"
+    code_eval = runner.run("eval", eval_common + ["--out", str(eager)]) if trained else None
+    code_compile = (runner.run("compile", eval_common + ["--compile", "--out", str(compiled)])
+                    if code_eval == 0 else None)
+    code_b = runner.finish(proc_b) if proc_b is not None else None
+    code_c = runner.finish(proc_c) if proc_c is not None else None
+    code_d = runner.finish(proc_d)
+
+    checks.append(_resume_check(opts, runner, a, b, c, trained, killed, kill_code, saved,
+                                code_b, code_c))
+    if code_eval is not None:
+        ok = code_eval == 0 and abs(eval_srcc(eager) - test_srcc(a)) <= 1e-4
+        checks.append(Check("eval", ok, f"eval SRCC {eval_srcc(eager):.5f} vs training's "
+                            f"{test_srcc(a):.5f}" if code_eval == 0 else
+                            f"exit {code_eval}: {runner.tail('eval')}"))
+    if code_compile is not None:
+        ok = code_compile == 0 and abs(eval_srcc(compiled) - eval_srcc(eager)) < 5e-4
+        checks.append(Check("compile", ok, f"compiled SRCC {eval_srcc(compiled):.5f} vs eager "
+                            f"{eval_srcc(eager):.5f}" if code_compile == 0 else
+                            f"exit {code_compile}: {runner.tail('compile')}"))
     expected = "gloo" if opts.device == "cpu" else "nccl"
-    if code == 0 and (d / "test_metrics.csv").is_file():
+    if code_d == 0 and (d / "test_metrics.csv").is_file():
         env = json.loads((d / "environment.json").read_text())
         record = env[-1] if isinstance(env, list) else env
         ok = record.get("dist_backend") == expected and record.get("world_size") == 1
-        checks.append(Check("ddp", ok, f"backend {record.get('dist_backend')} (expected {expected}), "
-                            f"world size {record.get('world_size')}, test SRCC {test_srcc(d):.4f}"))
+        checks.append(Check("ddp", ok, f"backend {record.get('dist_backend')} (expected "
+                            f"{expected}), world size {record.get('world_size')}, "
+                            f"test SRCC {test_srcc(d):.4f}"))
     else:
-        checks.append(Check("ddp", False, f"exit {code}: {runner.tail('ddp')}"))
+        checks.append(Check("ddp", False, f"exit {code_d}: {runner.tail('ddp')}"))
     write_report(out, opts, checks, runner)
     return checks
+
+
+def _resume_check(opts, runner: Runner, a: Path, b: Path, c: Path, trained: bool, killed: bool,
+                  kill_code: int, saved: int, code_b: int | None, code_c: int | None) -> Check:
+    if not killed:
+        return Check("resume", False, f"the run to kill exited {kill_code} with {saved} "
+                     f"epochs saved: {runner.tail('resume_killed')}")
+    if code_b != 0 or not (b / "test_metrics.csv").is_file():
+        return Check("resume", False, f"resume exit {code_b}: {runner.tail('resume')}")
+    if not trained:
+        return Check("resume", False, "no uninterrupted run to compare with")
+    diff = abs(test_srcc(b) - test_srcc(a))
+    if opts.device == "cpu":
+        tolerance, noise = 1e-6, "CPU kernels are deterministic"
+    elif code_c != 0 or not (c / "test_metrics.csv").is_file():
+        return Check("resume", False, f"repeat run exit {code_c}: {runner.tail('repeat')}")
+    else:
+        repeat = abs(test_srcc(c) - test_srcc(a))
+        tolerance = max(3 * repeat, 0.01)
+        noise = f"uninterrupted repeat differs by {repeat:.4f}"
+    steps_a = pd.read_csv(a / "steps.csv")["step"].tolist()
+    steps_b = pd.read_csv(b / "steps.csv")["step"].tolist()
+    ok = diff <= tolerance and steps_a == steps_b
+    return Check("resume", ok, f"killed after epoch {saved}; resumed SRCC {test_srcc(b):.4f} vs "
+                 f"{test_srcc(a):.4f} (difference {diff:.4f}, allowed {tolerance:.4f}: {noise}); "
+                 f"optimiser steps {len(steps_b)} vs {len(steps_a)}, "
+                 f"{'the same' if steps_a == steps_b else 'DIFFERENT'}")
 
 
 def _epoch_seconds(run_dir: Path) -> str:

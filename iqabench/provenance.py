@@ -22,9 +22,13 @@ CODE_PATHS = ("iqabench", "benchmarks", "pyproject.toml")
 
 def git_commit(paths: Sequence[str] = CODE_PATHS, cwd: Path = _SOURCES) -> str:
     """Full commit hash of the checkout holding ``cwd``, with " (with uncommitted changes)"
-    when any of ``paths`` (relative to the checkout's top) is edited, added or deleted.
-    Outside a checkout (a tree copied to another machine without ``.git``) it is the
-    ``IQABENCH_COMMIT`` environment variable, marked as such, else "unknown"."""
+    when any of ``paths`` (relative to the checkout's top) is edited, added or deleted;
+    "unknown" outside a checkout. A tree copied to another machine sets the
+    ``IQABENCH_COMMIT`` environment variable to the commit it was copied at: then that
+    commit, marked as declared, since the copy may travel without ``.git`` or with a
+    stale one."""
+    if os.environ.get("IQABENCH_COMMIT", "").strip():
+        return _declared_commit()
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                               text=True, timeout=10)
@@ -40,7 +44,7 @@ def git_commit(paths: Sequence[str] = CODE_PATHS, cwd: Path = _SOURCES) -> str:
 
 def _declared_commit() -> str:
     declared = os.environ.get("IQABENCH_COMMIT", "").strip()
-    return f"{declared} (declared by IQABENCH_COMMIT, no git checkout)" if declared else "unknown"
+    return f"{declared} (declared by IQABENCH_COMMIT)" if declared else "unknown"
 
 
 def cpu_model() -> str:

@@ -56,12 +56,13 @@ def test_explicit_paths_and_outside_a_checkout(checkout, tmp_path, monkeypatch):
     assert git_commit(cwd=outside) == "unknown"
 
 
-def test_a_copied_tree_without_git_reports_the_declared_commit(checkout, tmp_path, monkeypatch):
-    """A tree copied to another machine (no .git) records the commit it was declared to
-    be, marked as declared; inside a checkout git's answer wins."""
+def test_a_copied_tree_reports_the_declared_commit(checkout, tmp_path, monkeypatch):
+    """A tree copied to another machine records the commit it was declared to be, marked
+    as declared, with or without a (possibly stale) .git beside it."""
     repo, head = checkout
     outside = tmp_path / "copied"
     outside.mkdir()
-    monkeypatch.setenv("IQABENCH_COMMIT", "abc123")
-    assert git_commit(cwd=outside) == "abc123 (declared by IQABENCH_COMMIT, no git checkout)"
     assert git_commit(cwd=repo) == head
+    monkeypatch.setenv("IQABENCH_COMMIT", "abc123")
+    assert git_commit(cwd=outside) == "abc123 (declared by IQABENCH_COMMIT)"
+    assert git_commit(cwd=repo) == "abc123 (declared by IQABENCH_COMMIT)"
