@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU measurement and CUDA check of iqabench in one script, sized for one call on a
-# lent GPU machine (about 6 minutes on one H200).
+# lent GPU machine. On one H200: profile 156 s (at --budget-s 2), speed 142 s; the smoke's
+# first CUDA epochs took 50-80 s each (its trainings now run at once).
 #
 #   bash benchmarks/gpu_suite.sh prepare [AGIQA3K_DIR]   # here, before sending the tree
 #   bash benchmarks/gpu_suite.sh run OUT [PHASES]        # on the GPU machine
@@ -112,9 +113,9 @@ profiles() {
   for amp in none bf16; do
     local dtype=${amp/none/fp32}
     iqabench profile "${B[@]}" --hyper-input last --hyper-input multiscale --eval-crops 25 --device "$DEVICE" \
-        --amp $amp --eval-batch-size 1 --budget-s 2 --out "$OUT/profile/${dtype}_batch1" --force || code=1
+        --amp $amp --eval-batch-size 1 --budget-s 1 --out "$OUT/profile/${dtype}_batch1" --force || code=1
     iqabench profile "${B[@]}" --hyper-input last --eval-crops 25 --device "$DEVICE" \
-        --amp $amp --eval-batch-size 64 --budget-s 2 --out "$OUT/profile/${dtype}_batch64" --force || code=1
+        --amp $amp --eval-batch-size 64 --budget-s 1 --out "$OUT/profile/${dtype}_batch64" --force || code=1
   done
   return $code
 }
