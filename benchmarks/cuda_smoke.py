@@ -43,6 +43,8 @@ import pandas as pd
 if __package__ in (None, ""):  # started as `python benchmarks/cuda_smoke.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import readme  # noqa: E402
+
 CLI = [sys.executable, "-m", "iqabench.cli.app"]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
             "-m", "iqabench.cli.app"]
@@ -222,29 +224,29 @@ def _epoch_seconds(run_dir: Path) -> str:
     return f"{len(log)} epochs, {log['seconds'].median():.1f} s/epoch (median)"
 
 
-def write_report(out: Path, opts: argparse.Namespace, checks: list[Check], runner: Runner) -> None:
-    from iqabench.provenance import git_commit
+def run_facts(opts: argparse.Namespace) -> dict[str, str]:
+    import torch
 
+    device = torch.device(opts.device) if opts.device.startswith("cuda") else None
+    return readme.run_facts(readme.command("cuda_smoke", opts.argv), device)
+
+
+def write_provenance(out: Path, opts: argparse.Namespace) -> None:
+    """Command, commit, date and machine beside the logs before anything runs, so a smoke
+    cut off by a time limit still says where its logs came from."""
+    (out / "PROVENANCE.md").write_text("# CUDA smoke: provenance of logs/ and runs/\n\n"
+                                       + readme.bullets(run_facts(opts)) + "\n")
+
+
+def write_report(out: Path, opts: argparse.Namespace, checks: list[Check], runner: Runner) -> None:
     pd.DataFrame([c.__dict__ for c in checks]).to_csv(out / "checks.csv", index=False)
     lines = [f"# CUDA smoke: {sum(c.passed for c in checks)} of {len(checks)} checks passed", "",
-             f"- Command: `{shlex.join([sys.executable, '-m', 'benchmarks.cuda_smoke', *opts.argv])}`",
-             f"- Commit: {git_commit()}; date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-             f"- Device: {_device_name(opts.device)}", "",
+             readme.bullets(run_facts(opts)), "",
              "| check | passed | detail |", "|---|---|---|"]
     lines += [f"| {c.name} | {'yes' if c.passed else 'NO'} | {c.detail} |" for c in checks]
     lines += ["", "## Commands (logs in logs/)", ""]
     lines += [f"- {name} ({seconds:.1f} s): `{command}`" for name, command, seconds in runner.commands]
     (out / "smoke.md").write_text("\n".join(lines) + "\n")
-
-
-def _device_name(device: str) -> str:
-    import torch
-
-    from iqabench.provenance import cpu_model
-
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name()} (torch {torch.__version__}, CUDA {torch.version.cuda})"
-    return f"{cpu_model()} (torch {torch.__version__})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     opts.argv = list(sys.argv[1:] if argv is None else argv)
     if opts.out.exists() and any(opts.out.iterdir()):
         parser.error(f"--out {opts.out} is not empty")
+    opts.out.mkdir(parents=True, exist_ok=True)
+    write_provenance(opts.out, opts)
     checks = smoke(opts)
     for c in checks:
         print(f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.detail}")

@@ -27,24 +27,20 @@ def git_commit(paths: Sequence[str] = CODE_PATHS, cwd: Path = _SOURCES) -> str:
     ``IQABENCH_COMMIT`` environment variable to the commit it was copied at: then that
     commit, marked as declared, since the copy may travel without ``.git`` or with a
     stale one."""
-    if os.environ.get("IQABENCH_COMMIT", "").strip():
-        return _declared_commit()
+    declared = os.environ.get("IQABENCH_COMMIT", "").strip()
+    if declared:
+        return f"{declared} (declared by IQABENCH_COMMIT)"
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                               text=True, timeout=10)
         if head.returncode != 0:
-            return _declared_commit()
+            return "unknown"
         dirty = subprocess.run(["git", "status", "--porcelain", "--",
                                 *(f":(top){path}" for path in paths)], cwd=cwd,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return _declared_commit()
+        return "unknown"
     return head.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
-
-
-def _declared_commit() -> str:
-    declared = os.environ.get("IQABENCH_COMMIT", "").strip()
-    return f"{declared} (declared by IQABENCH_COMMIT)" if declared else "unknown"
 
 
 def cpu_model() -> str:
