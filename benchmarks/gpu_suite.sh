@@ -10,7 +10,7 @@
 # .git/info/exclude): a 24 MiB AGIQA-3K subset of whole prompts, the converted
 # ImageNet EfficientNet-Lite0 weights and the commit it was prepared at; and .whl/: wheels
 # of the Python packages the GPU image may lack (pydantic, fvcore, thop, ...).
-# run measures into OUT (PHASES, default "env profile speed smoke"):
+# run measures into OUT (PHASES, default "env profile speed smoke first"):
 #   env      GPU, driver, CUDA, torch, commit, date -> OUT/environment.md
 #   profile  `iqabench profile --device cuda`: ResNet-50, Swin-T (last and multiscale hyper
 #            input) and EfficientNet-Lite0; fp32 and bf16; batch 1 and 64; 25 crops/image
@@ -21,6 +21,8 @@
 #   smoke    benchmarks/cuda_smoke.py: bf16 training on the subset, resume after SIGKILL,
 #            eval reproducing training, eval --compile vs eager, torchrun DDP over nccl
 #            -> OUT/smoke/
+#   first    benchmarks/cuda_first_steps.py: what a fresh training process's first steps
+#            cost (Lite0, bf16), cuDNN autotuning on and off -> OUT/first_steps/
 # Backbone weights are random for profile and speed (cost does not depend on them); the
 # smoke trains from the converted ImageNet Lite0 weights.
 # DEVICE=cpu SMALL=1 runs every phase with tiny models and sizes: a check of this script on
@@ -56,7 +58,7 @@ fi
 
 [ "$MODE" = run ] || { echo "gpu_suite.sh: unknown mode $MODE (prepare or run)" >&2; exit 2; }
 OUT=${2:?usage: gpu_suite.sh run OUT [PHASES]}
-PHASES=${3:-env profile speed smoke}
+PHASES=${3:-env profile speed smoke first}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
@@ -64,12 +66,14 @@ if [ "${SMALL:-0}" = 1 ]; then
   PROFILE_BACKBONES=(--backbone test_resnet --backbone test_efficientnet); SPEED_MODEL=test_resnet
   SPEED_SIZES=(--images 4 --eval-images 4 --train-epochs 1 --eval-passes 1 --batch-size 16 --eval-batch-size 25)
   SMOKE_SMALL=(--backbone test_resnet --limit 60 --input-size 64 --batch-size 12 --eval-batch-size 18)
+  FIRST_SIZES=(--backbone test_efficientnet --input-size 64 --batch-size 4 --partial-batch 3 --score-batch 8 --steps 6)
   WEIGHTS=()
 else
   PROFILE_BACKBONES=(--backbone resnet50 --backbone swin_tiny_patch4_window7_224 --backbone tf_efficientnet_lite0)
   SPEED_MODEL=resnet50
   SPEED_SIZES=(--images 96 --eval-images 96 --train-epochs 2 --eval-passes 2 --batch-size 96 --eval-batch-size 400)
   SMOKE_SMALL=()
+  FIRST_SIZES=()
   WEIGHTS=(--weights .gpu_data/lite0.pth)
 fi
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
@@ -129,6 +133,8 @@ for p in $PHASES; do
              --out "$OUT/speed" --force ;;
     smoke) rm -rf "$OUT/smoke"; phase smoke $PY -m benchmarks.cuda_smoke --root .gpu_data/agiqa3k \
              "${WEIGHTS[@]}" "${SMOKE_SMALL[@]}" --device "$DEVICE" --amp bf16 --out "$OUT/smoke" ;;
+    first) phase first $PY -m benchmarks.cuda_first_steps --device "$DEVICE" --amp bf16 "${FIRST_SIZES[@]}" \
+             --out "$OUT/first_steps" ;;
     *) echo "gpu_suite.sh: unknown phase $p" >&2; exit 2 ;;
   esac
 done

@@ -76,3 +76,26 @@ def test_smoke_passes_on_cpu(tmp_path):
     for fact in ("- command: `python -m benchmarks.cuda_smoke", "- commit: ", "- date: ",
                  "- machine: CPU "):
         assert fact in provenance, fact
+
+
+def test_first_steps_times_each_setting_in_its_own_process(tmp_path):
+    from benchmarks import cuda_first_steps
+    out = tmp_path / "first"
+    code = cuda_first_steps.main(["--device", "cpu", "--amp", "none", "--backbone", "test_resnet",
+                                  "--input-size", "32", "--batch-size", "3", "--partial-batch", "2",
+                                  "--score-batch", "4", "--steps", "6", "--out", str(out)])
+    assert code == 0
+    table = pd.read_csv(out / "first_steps.csv")
+    assert list(table["setting"]) == ["autotune", "no-autotune"]
+    assert (table[cuda_first_steps.COLUMNS] > 0).all().all()
+    # each process measured itself from its own start, so its whole life exceeds its parts
+    parts = table[["build_s", "step1_s", "partial1_s", "score1_s"]].sum(axis=1)
+    assert (table["process_s"] > parts).all()
+    assert "autotune" in (out / "README.md").read_text()
+
+
+def test_first_steps_needs_a_steady_part(capsys):
+    from benchmarks import cuda_first_steps
+    with pytest.raises(SystemExit):
+        cuda_first_steps.parse_args(["--steps", "5"])
+    assert "--steps 5" in capsys.readouterr().err
