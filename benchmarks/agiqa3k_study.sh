@@ -23,6 +23,8 @@
 # costs in quality) and reads one decoded uint8 cache of the dataset (WORK/cache, written by the
 # first run). Test scoring is not compiled: at 9 crops on 594 test images compiling (~25 s)
 # costs about what it saves; precision/ times fp32, bf16 and bf16 compiled at EVAL_CROPS.
+# The report stage will not replace an OUT that reports runs WORK lacks (REPLACE_REPORT=1 lets
+# it): a later stage run in a new WORK writes its report to another OUT.
 # CHOSEN_ALPHA and BEST_VARIANT, when set, stand for the alpha and the variant that the alpha
 # and variants stages chose (as a committed report states them), so a later stage can run in a
 # WORK_DIR without those stages' runs.
@@ -104,6 +106,28 @@ score = {v: sum(pd.read_csv(f"{work}/lite0_{v}/round_{k:02d}/log.csv")["val_srcc
 print(max(score, key=score.get))
 PY
   }
+  # the runs OUT's reports name (runs.csv of each comparison in it) that WORK lacks: a run
+  # is found by its name under WORK (a round by RUN/round_NN), finished for every round
+  reported_but_missing() {
+    python - "$OUT" "$WORK" <<'PY'
+import sys
+from pathlib import Path
+import pandas as pd
+out, work = Path(sys.argv[1]), Path(sys.argv[2])
+missing = set()
+for table in [out / "runs.csv", *out.glob("*/runs.csv")]:
+    for row in pd.read_csv(table).itertuples():
+        path = Path(row.path)
+        name = f"{path.parent.name}/{path.name}" if path.name.startswith("round_") else path.name
+        here = work / name
+        done = ((here / "test_metrics.csv").is_file() if path.name.startswith("round_") else
+                all((here / f"round_{k:02d}" / "test_metrics.csv").is_file()
+                    for k in range(int(row.rounds))))
+        if not done:
+            missing.add(name)
+print(" ".join(sorted(missing)))
+PY
+  }
   label_of() {  # lite0_baseline -> "Lite0 L1", lite1_both -> "Lite1 +rank+multiscale"
     local b=${1%%_*} v=${1#*_}
     case $v in baseline) v="L1" ;; rank) v="+rank" ;; multiscale) v="+multiscale" ;; both) v="+rank+multiscale" ;; esac
@@ -157,6 +181,14 @@ PY
         # everything is written afresh into OUT (a report is one run's output), so the paths the
         # files record are where they stay; the previous report waits in OUT.old until this one
         # is whole. Each part is written once the runs it needs have finished every round
+        # a report over fewer runs than OUT's must not replace it (e.g. a later stage run in a
+        # new WORK that lacks the earlier stages' runs): name them and stop
+        missing=$(reported_but_missing)
+        if [ -n "$missing" ] && [ "${REPLACE_REPORT:-0}" != 1 ]; then
+          echo "agiqa3k_study.sh: $OUT reports runs that $WORK lacks or has not finished ($missing);" \
+               "a new report would drop them: set OUT to another folder (or REPLACE_REPORT=1)" >&2
+          exit 2
+        fi
         rm -rf "$OUT.old"; [ ! -d "$OUT" ] || mv "$OUT" "$OUT.old"; mkdir -p "$OUT"
         L0="$WORK/lite0_baseline"
         runs=(); labels=()
