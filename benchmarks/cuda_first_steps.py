@@ -37,7 +37,7 @@ import torch  # noqa: E402
 from benchmarks import readme  # noqa: E402
 from iqabench.config import resolve_train_config  # noqa: E402
 from iqabench.models.hyperiqa import HyperIQA  # noqa: E402
-from iqabench.profiling import synchronize  # noqa: E402
+from iqabench.profiling import timed  # noqa: E402
 from iqabench.runtime import autocast, resolve_amp, resolve_device, set_backend_flags  # noqa: E402
 
 SETTINGS = {"autotune": True, "no-autotune": False}  # torch.backends.cudnn.benchmark
@@ -45,31 +45,22 @@ COLUMNS = ["cuda_init_s", "build_s", "step1_s", "steps2_5_s", "steady_s", "parti
            "partial2_s", "score1_s", "score2_s", "process_s"]
 
 
-def timed_s(device: torch.device, fn) -> float:
-    synchronize(device)
-    start = time.perf_counter()
-    fn()
-    synchronize(device)
-    return time.perf_counter() - start
-
-
 def measure(opts: argparse.Namespace, setting: str) -> dict[str, float]:
     """One fresh process's costs (run in the child)."""
     device = resolve_device(opts.device)
     amp_dtype = resolve_amp(opts.amp, device)
     row: dict[str, float] = {}
-    row["cuda_init_s"] = timed_s(device, lambda: torch.zeros(1, device=device))
+    with timed(device) as t:
+        torch.zeros(1, device=device)
+    row["cuda_init_s"] = t.seconds
     set_backend_flags(device)
     torch.backends.cudnn.benchmark = SETTINGS[setting]
     torch.manual_seed(0)
     cfg = resolve_train_config(overrides={"dataset": "synthetic", "pretrained": False, "model": {
         "backbone": opts.backbone, "input_size": opts.input_size}})
-    model: HyperIQA | None = None
-
-    def build() -> None:
-        nonlocal model
+    with timed(device) as t:
         model = HyperIQA(cfg.model, pretrained=False).to(device).to(memory_format=torch.channels_last)
-    row["build_s"] = timed_s(device, build)
+    row["build_s"] = t.seconds
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
 
     def crops(n: int) -> torch.Tensor:
@@ -77,27 +68,25 @@ def measure(opts: argparse.Namespace, setting: str) -> dict[str, float]:
         return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8).to(device).contiguous(
             memory_format=torch.channels_last)
 
-    def step(n: int):
+    def step(n: int) -> float:
+        """One training step at batch ``n`` (inputs made outside the timed block)."""
         x, y = crops(n), torch.rand(n, device=device)
-
-        def run() -> None:
-            model.train()
+        model.train()
+        with timed(device) as t:
             with autocast(device, amp_dtype):
                 pred = model(x)
             loss = (pred.float().view(-1) - y).abs().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        return timed_s(device, run)
+        return t.seconds
 
     def score(n: int) -> float:
         x = crops(n)
-
-        def run() -> None:
-            model.eval()
-            with torch.inference_mode(), autocast(device, amp_dtype):
-                model(x)
-        return timed_s(device, run)
+        model.eval()
+        with timed(device) as t, torch.inference_mode(), autocast(device, amp_dtype):
+            model(x)
+        return t.seconds
 
     steps = [step(opts.batch_size) for _ in range(opts.steps)]
     row["step1_s"] = steps[0]

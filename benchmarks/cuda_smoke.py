@@ -232,10 +232,13 @@ def run_facts(opts: argparse.Namespace) -> dict[str, str]:
 
 
 def write_provenance(out: Path, opts: argparse.Namespace) -> None:
-    """Command, commit, date and machine beside the logs before anything runs, so a smoke
-    cut off by a time limit still says where its logs came from."""
-    (out / "PROVENANCE.md").write_text("# CUDA smoke: provenance of logs/ and runs/\n\n"
-                                       + readme.bullets(run_facts(opts)) + "\n")
+    """Command, commit, date and machine in logs/ before anything runs, so a smoke cut off
+    by a time limit still says where its logs came from (each run folder has its own
+    environment.json, each eval folder too)."""
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / "PROVENANCE.md").write_text("# CUDA smoke: provenance of these logs\n\n"
+                                        + readme.bullets(run_facts(opts)) + "\n")
 
 
 def write_report(out: Path, opts: argparse.Namespace, checks: list[Check], runner: Runner) -> None:

@@ -17,6 +17,7 @@ several seeds (the split stays seed 0's: ``--split`` reuses it) and writes ``spr
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -103,8 +104,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def gate_tolerance(table: pd.DataFrame) -> float:
     """Three times the largest std over seeds, rounded up to two decimals."""
-    import math
-
     return math.ceil(3 * float(table["std"].max()) * 100) / 100
 
 

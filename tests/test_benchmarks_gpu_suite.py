@@ -72,7 +72,9 @@ def test_smoke_passes_on_cpu(tmp_path):
     assert report.startswith("# CUDA smoke: 5 of 5 checks passed")
     assert "torch.distributed.run --standalone --nproc_per_node 1" in report
     assert (out / "logs" / "resume_killed.log").is_file()
-    provenance = (out / "PROVENANCE.md").read_text()  # written before the first command
+    for scored in ("eval_eager", "eval_compiled"):  # iqabench eval records its own provenance
+        assert (out / scored / "environment.json").is_file(), scored
+    provenance = (out / "logs" / "PROVENANCE.md").read_text()  # before the first command
     for fact in ("- command: `python -m benchmarks.cuda_smoke", "- commit: ", "- date: ",
                  "- machine: CPU "):
         assert fact in provenance, fact

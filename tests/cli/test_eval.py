@@ -54,6 +54,25 @@ def test_eval_reproduces_the_training_test_numbers(run, tmp_path):
     assert f"{trained['srcc']:.4f}" in result.output
 
 
+
+def test_eval_out_records_where_and_how_it_scored(run, tmp_path):
+    import json
+
+    root, out = run
+    args = ["eval", "--checkpoint", str(out / "best.pt"), "--split", str(out), "--n-boot", "0",
+            "--out", str(tmp_path / "eval")]
+    for crops in ("4", "1"):  # scoring twice into one folder: the record is the last scoring's
+        result = runner.invoke(app, [*args, "--eval-crops", crops])
+        assert result.exit_code == 0, result.output
+    records = json.loads((tmp_path / "eval" / "environment.json").read_text())
+    assert len(records) == 1
+    record = records[0]
+    for key in ("started", "commit", "cpu", "torch", "device"):
+        assert record[key], key
+    assert record["device"] == "cpu"
+    assert record["settings"]["checkpoint"] == str(out / "best.pt")
+    assert record["settings"]["eval_crops"] == 1
+
 def test_eval_compile_gives_the_training_test_numbers(run, tmp_path):
     import shutil
 
