@@ -8,9 +8,12 @@ image after image as (3, H, W). ``cache[name]`` is a zero-copy view of that buff
 
 With ``cache_dir`` the buffer is a file (numpy memmap) plus a JSON index, so datasets
 larger than RAM page in from disk and later runs skip decoding. The file name is a hash
-of (dataset, root, image names, resize rule, min size, format version); the index holds
-a fingerprint of every source file (path, size, mtime). A changed, added or removed file
-or a different resize rule therefore never reuses stale pixels: the slot is rebuilt.
+of (dataset, root, the set of image names, resize rule, min size, format version); the
+file holds the images in sorted name order, and a cache serves them in the order it was
+asked for, so the rounds of a study (each its own split, the same images in another
+order) share one file. The index holds a fingerprint of every source file (path, size,
+mtime). A changed, added or removed file or a different resize rule therefore never
+reuses stale pixels: the slot is rebuilt.
 """
 
 from __future__ import annotations
@@ -176,20 +179,25 @@ class ImageCache:
             )
         if len(set(names)) != len(names):
             raise IqabenchError(f"image names given to the cache of {table.name!r} repeat")
-        paths = [paths_by_name[n] for n in names]
+        stored = sorted(names)  # the slot's layout: any order of one name set shares it
+        order = {name: i for i, name in enumerate(stored)}
+        perm = np.array([order[n] for n in names], dtype=np.int64)
+        paths = [paths_by_name[n] for n in stored]
         threads = threads or decode_threads()
+
+        def serve(buffer, offsets, shapes, path=None):
+            return cls(names, buffer, offsets[perm], shapes[perm], table.resize, min_size, path)
 
         slot = None
         fingerprint = None
         if cache_dir is not None:
             cache_dir = Path(cache_dir)
-            slot = cache_dir / _slot_name(table, names, min_size)
+            slot = cache_dir / _slot_name(table, stored, min_size)
             fingerprint = _files_digest(paths)
-            cached = _open_slot(slot, names, fingerprint)
+            cached = _open_slot(slot, stored, fingerprint)
             if cached is not None:
-                buffer, offsets, shapes = cached
                 log.info("image cache: reusing %s (%d images)", slot.with_suffix(".u8"), len(names))
-                return cls(names, buffer, offsets, shapes, table.resize, min_size, slot.with_suffix(".u8"))
+                return serve(*cached, slot.with_suffix(".u8"))
 
         with ThreadPoolExecutor(threads) as pool:
             native = list(pool.map(_header_size, paths))
@@ -215,7 +223,7 @@ class ImageCache:
         _run(pool_size=threads, fn=fill, count=len(names), progress=progress, label=table.name)
 
         if slot is None:
-            return cls(names, buffer, offsets, shapes, table.resize, min_size)
+            return serve(buffer, offsets, shapes)
 
         buffer.flush()
         del buffer
@@ -225,7 +233,7 @@ class ImageCache:
             "dataset": table.name,
             "resize": table.resize,
             "min_size": min_size,
-            "names": names,
+            "names": stored,
             "offsets": offsets.tolist(),
             "shapes": shapes.tolist(),
             "files_digest": fingerprint,
@@ -235,8 +243,7 @@ class ImageCache:
         tmp.write_text(json.dumps(index))
         os.replace(tmp, slot.with_suffix(".json"))  # the index is written last: it marks completion
         log.info("image cache: wrote %s (%.1f MB)", slot.with_suffix(".u8"), total / 1e6)
-        buffer, offsets, shapes = _open_slot(slot, names, fingerprint)
-        return cls(names, buffer, offsets, shapes, table.resize, min_size, slot.with_suffix(".u8"))
+        return serve(*_open_slot(slot, stored, fingerprint), slot.with_suffix(".u8"))
 
 
 def _run(pool_size: int, fn, count: int, progress: bool, label: str) -> None:

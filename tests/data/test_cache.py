@@ -96,6 +96,27 @@ def test_disk_cache_is_reused_and_matches_memory(folder: Path, tmp_path: Path, m
     assert torch.equal(again["d.jpg"], in_memory["d.jpg"])
 
 
+def test_disk_cache_shared_by_every_order_of_one_name_set(folder: Path, tmp_path: Path, monkeypatch):
+    """Each round of a study asks for the same images in its split's order: one slot serves all."""
+    names = ["a.png", "b.bmp", "c.png", "d.jpg"]
+    table = table_of(folder, names)
+    first = ImageCache.build(table, names=["d.jpg", "a.png", "c.png", "b.bmp"], cache_dir=tmp_path / "c",
+                             min_size=0)
+    assert first.names == ("d.jpg", "a.png", "c.png", "b.bmp")
+    assert [tuple(s) for s in first.sizes] == [(48, 64), (30, 40), (34, 50), (36, 36)]
+    assert [torch.equal(img, expected(folder / n)) for n, img in zip(first.names, first.images())] == [True] * 4
+
+    monkeypatch.setattr(cache_module, "decode_image", lambda *a, **k: pytest.fail("decoded again"))
+    second = ImageCache.build(table, names=["b.bmp", "c.png", "a.png", "d.jpg"], cache_dir=tmp_path / "c",
+                              min_size=0)
+    assert second.path == first.path and len(list((tmp_path / "c").glob("*.u8"))) == 1
+    assert second.names == ("b.bmp", "c.png", "a.png", "d.jpg")
+    assert [second.index_of(n) for n in names] == [2, 0, 1, 3]
+    assert [torch.equal(img, expected(folder / n)) for n, img in zip(second.names, second.images())] == [True] * 4
+    assert [torch.equal(torch.from_numpy(a), first[n]) for n, a in zip(second.names, second.arrays())] == [True] * 4
+    assert [tuple(s) for s in second.sizes] == [(36, 36), (34, 50), (30, 40), (48, 64)]
+
+
 def test_disk_cache_invalidated_by_changed_file_or_rule(folder: Path, tmp_path: Path):
     table = table_of(folder, ["a.png", "d.jpg"])
     first = ImageCache.build(table, cache_dir=tmp_path / "cache", min_size=0)
