@@ -409,9 +409,8 @@ def evaluate_checkpoint(cfg: EvalConfig, progress: bool = False) -> EvalResult:
         runfolder.write_predictions(out_dir, frame)
         runfolder.write_test_metrics(out_dir, metrics, name=runfolder.EVAL_METRICS)
         # where, when, from which commit and with which settings these scores were made
-        (out_dir / runfolder.ENVIRONMENT).unlink(missing_ok=True)
-        runfolder.write_environment(out_dir, {**environment(device),
-                                              "settings": cfg.to_dict()})
+        runfolder.write_environment(out_dir, {**environment(device), "settings": cfg.to_dict()},
+                                    replace=True)
     return EvalResult(metrics=metrics, predictions=frame, config=cfg, out_dir=out_dir,
                       warnings=warnings)
 

@@ -226,11 +226,13 @@ def read_steps(folder: str | Path) -> pd.DataFrame | None:
 
 # ------------------------------------------------------------------- environment
 
-def write_environment(folder: str | Path, record: dict) -> Path:
+def write_environment(folder: str | Path, record: dict, replace: bool = False) -> Path:
     """Add ``record`` (where and with what this start or resume of the round ran) to
-    environment.json, a JSON list with one record per start or resume."""
+    environment.json, a JSON list with one record per start or resume. ``replace``: the
+    record becomes the only one (a folder whose contents are rewritten wholesale, such as
+    an eval output scored again)."""
     path = Path(folder) / ENVIRONMENT
-    records = read_environment(folder) or []
+    records = [] if replace else read_environment(folder) or []
     records.append({k: _plain(v) for k, v in record.items()})
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(records, indent=1) + "\n")

@@ -87,6 +87,8 @@ def test_environment_keeps_one_record_per_start_or_resume(tmp_path):
     first, resumed = runfolder.read_environment(tmp_path)
     assert first == {"device": "cpu", "start_epoch": 0, "threads": 2, "x": None}
     assert resumed["start_epoch"] == 3
+    runfolder.write_environment(tmp_path, {"device": "cpu", "start_epoch": 0}, replace=True)
+    assert runfolder.read_environment(tmp_path) == [{"device": "cpu", "start_epoch": 0}]
     assert runfolder.ENVIRONMENT in runfolder.RUN_FILES
     assert runfolder.TENSORBOARD in runfolder.RUN_DIRS
     (tmp_path / runfolder.ENVIRONMENT).write_text("{not json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -53,11 +54,7 @@ def test_eval_reproduces_the_training_test_numbers(run, tmp_path):
     assert (preds["pred"] - train_preds["pred"]).abs().max() < 1e-4
     assert f"{trained['srcc']:.4f}" in result.output
 
-
-
 def test_eval_out_records_where_and_how_it_scored(run, tmp_path):
-    import json
-
     root, out = run
     args = ["eval", "--checkpoint", str(out / "best.pt"), "--split", str(out), "--n-boot", "0",
             "--out", str(tmp_path / "eval")]
@@ -72,6 +69,7 @@ def test_eval_out_records_where_and_how_it_scored(run, tmp_path):
     assert record["device"] == "cpu"
     assert record["settings"]["checkpoint"] == str(out / "best.pt")
     assert record["settings"]["eval_crops"] == 1
+
 
 def test_eval_compile_gives_the_training_test_numbers(run, tmp_path):
     import shutil
