@@ -33,6 +33,14 @@
 # study runs does not change (or break) the running study.
 main() {
   set -euo pipefail
+  # the command as called, with every setting the caller gave (PROVENANCE.md records it)
+  local given=() v
+  for v in STAGES OUT EPOCHS CROPS ROUNDS EVAL_CROPS VAL_CROPS ALPHAS AMP SEED LIMIT \
+           PRECISION_CROPS CHOSEN_ALPHA BEST_VARIANT REPLACE_REPORT; do
+    if [ -n "${!v+x}" ]; then
+      if [[ ${!v} =~ [[:space:]] || -z ${!v} ]]; then given+=("$v=\"${!v}\""); else given+=("$v=${!v}"); fi
+    fi
+  done
   ROOT=${1:-../shared/data/agiqa3k}
   WORK=${2:-runs/study}
   OUT=${OUT:-results/agiqa3k_study}
@@ -49,6 +57,8 @@ main() {
   PRECISION_CROPS=${PRECISION_CROPS:-$EVAL_CROPS}  # 0 skips precision/
   export HF_HUB_OFFLINE=1
   mkdir -p "$WORK"
+  COMMAND="${given[*]}${given:+ }bash benchmarks/agiqa3k_study.sh $ROOT $WORK"
+  echo "== command: $COMMAND"
 
   common=(--dataset agiqa3k --root "$ROOT" --epochs "$EPOCHS" --crops-per-image "$CROPS"
           --eval-crops "$EVAL_CROPS" --val-crops "$VAL_CROPS" --input-size 224
@@ -242,7 +252,7 @@ PY
     stage_end "$stage"
     if [ "$stage" = report ]; then
       python -m benchmarks.study_budget "$WORK" --out "$OUT" --provenance \
-        --command "STAGES=\"$STAGES\" bash benchmarks/agiqa3k_study.sh $ROOT $WORK"
+        --command "$COMMAND"
     fi
   done
 }

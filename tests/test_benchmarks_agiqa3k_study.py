@@ -1,4 +1,5 @@
-"""The study script's report stage keeps a report it would shrink."""
+"""The study script's report stage keeps a report it would shrink; the script records the
+command as called."""
 
 from __future__ import annotations
 
@@ -78,3 +79,18 @@ def test_report_stage_goes_on_when_nothing_would_be_dropped(tmp_path, how):
     assert "fake iqabench profile" in done.stderr
     assert "a new report would drop them" not in done.stderr
     assert (tmp_path / "out.old" / "report.md").is_file()  # kept aside until the new one is whole
+
+
+def test_the_command_it_records_names_every_setting_the_caller_gave(tmp_path):
+    work, out = tmp_path / "work", tmp_path / "out"
+    _finished_run(work, "lite0_baseline", 3)
+
+    done = _report_stage(work, out, STAGES="backbones report", BEST_VARIANT="both",
+                         CHOSEN_ALPHA="1")
+
+    command = next(line for line in done.stdout.splitlines() if line.startswith("== command: "))
+    assert 'STAGES="backbones report" ' in command
+    assert f"OUT={out} " in command
+    assert "PRECISION_CROPS=0 CHOSEN_ALPHA=1 BEST_VARIANT=both " in command
+    assert "EPOCHS=" not in command  # a default is not a setting the caller gave
+    assert command.endswith(f"bash benchmarks/agiqa3k_study.sh {work / 'data'} {work}")
