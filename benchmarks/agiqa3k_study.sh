@@ -125,7 +125,7 @@ from pathlib import Path
 import pandas as pd
 out, work = Path(sys.argv[1]), Path(sys.argv[2])
 missing = set()
-for table in [out / "runs.csv", *out.glob("*/runs.csv")]:
+for table in [t for t in [out / "runs.csv", *out.glob("*/runs.csv")] if t.is_file()]:
     for row in pd.read_csv(table).itertuples():
         path = Path(row.path)
         name = f"{path.parent.name}/{path.name}" if path.name.startswith("round_") else path.name

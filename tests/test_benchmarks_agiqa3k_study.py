@@ -64,21 +64,23 @@ def test_report_stage_keeps_a_report_over_runs_the_work_folder_lacks(tmp_path):
     assert not (tmp_path / "out.old").exists()
 
 
-@pytest.mark.parametrize("how", ["all runs present", "REPLACE_REPORT=1"])
+@pytest.mark.parametrize("how", ["all runs present", "REPLACE_REPORT=1", "no report yet"])
 def test_report_stage_goes_on_when_nothing_would_be_dropped(tmp_path, how):
     work, out = tmp_path / "work", tmp_path / "out"
     _finished_run(work, "lite0_baseline", 3)
     rows = [("L1", "runs/study/lite0_baseline", 3)]
     if how == "REPLACE_REPORT=1":
         rows.append(("rank", "runs/study/lite0_rank", 3))
-    _report(out, rows)
+    if how != "no report yet":
+        _report(out, rows)
 
-    done = _report_stage(work, out, **({"REPLACE_REPORT": "1"} if how != "all runs present" else {}))
+    done = _report_stage(work, out, **({"REPLACE_REPORT": "1"} if how == "REPLACE_REPORT=1" else {}))
 
     assert done.returncode == 3, done.stderr  # past the guard, at `iqabench profile`
     assert "fake iqabench profile" in done.stderr
     assert "a new report would drop them" not in done.stderr
-    assert (tmp_path / "out.old" / "report.md").is_file()  # kept aside until the new one is whole
+    if how != "no report yet":
+        assert (tmp_path / "out.old" / "report.md").is_file()  # kept aside until the new one is whole
 
 
 def test_the_command_it_records_names_every_setting_the_caller_gave(tmp_path):
