@@ -41,7 +41,8 @@ def load_round(folder: Path, index: int = 0) -> RoundResult:
     round_no = config.round if config.round is not None else index
     return RoundResult(path=folder, round=int(round_no), config=config,
                        predictions=preds.reset_index(drop=True), log=runfolder.read_log(folder),
-                       checkpoint=folder / runfolder.BEST, steps=runfolder.read_steps(folder))
+                       checkpoint=folder / runfolder.BEST, steps=runfolder.read_steps(folder),
+                       environment=runfolder.read_environment(folder))
 
 
 def load_run(path: str | Path) -> Run:

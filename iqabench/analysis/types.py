@@ -37,6 +37,24 @@ class RoundResult:
     log: pd.DataFrame | None  # one row per epoch, None when log.csv is absent
     checkpoint: Path  # the round's best.pt (it may not exist)
     steps: pd.DataFrame | None = None  # epoch, step, loss, lr per optimiser step, if logged
+    environment: list[dict] | None = None  # environment.json: one record per start/resume
+
+    def train_seconds(self) -> float:
+        """Wall seconds of the logged epochs, summed (test scoring not included); NaN
+        without a log."""
+        if self.log is None or "seconds" not in self.log or self.log["seconds"].isna().all():
+            return math.nan
+        return float(self.log["seconds"].sum())
+
+    def machines(self) -> list[str]:
+        """The machines the round trained on, one per distinct CPU/GPU, in order."""
+        seen = []
+        for rec in self.environment or []:
+            gpu, cpu = rec.get("gpu"), rec.get("cpu")
+            name = str(gpu) if gpu else (str(cpu) if cpu else "")
+            if name and name not in seen:
+                seen.append(name)
+        return seen
 
 
 @dataclass
@@ -86,6 +104,23 @@ class Run:
     @property
     def epochs(self) -> int:
         return int(self.config.epochs)
+
+    def train_seconds_per_round(self) -> float:
+        """Mean over rounds of the epochs' wall seconds summed; NaN when no round logged
+        them. Other work on the machine lengthens it."""
+        per_round = [s for s in (r.train_seconds() for r in self.rounds) if not math.isnan(s)]
+        return float(sum(per_round) / len(per_round)) if per_round else math.nan
+
+    def fastest_epoch_seconds(self) -> float:
+        """The fastest logged epoch over all rounds: the best estimate of the rate on a
+        machine to itself (other work only slows an epoch down); NaN without logs."""
+        times = [float(s) for r in self.rounds if r.log is not None and "seconds" in r.log
+                 for s in r.log["seconds"].dropna()]
+        return min(times) if times else math.nan
+
+    def machines(self) -> list[str]:
+        """Every machine any round trained on, in order of first use."""
+        return list(dict.fromkeys(m for r in self.rounds for m in r.machines()))
 
     def config_label(self) -> str:
         """``backbone/hyper_input/loss``, e.g. ``resnet50/last/l1+rank(0.5)``."""

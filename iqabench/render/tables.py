@@ -181,27 +181,58 @@ def design_table(comp: Comparison) -> Table | None:
                  "input", note, pd.DataFrame(data_rows), pd.DataFrame(show_rows))
 
 
+def _duration(seconds: float) -> str:
+    """Seconds as a reader scans them: ``45 s``, ``29 min``, ``2.4 h``; ``—`` when unknown."""
+    if math.isnan(seconds):
+        return "—"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def runs_table(comp: Comparison) -> Table:
-    """Each run's short name with its full identity: folder, backbone, hyper input, loss,
-    alpha, seed, rounds, epochs and training data."""
+    """Each run's short name with its full identity and the budget that trained it:
+    folder, backbone, hyper input, loss, alpha, seed, rounds, epochs, training crops per
+    image, test crops, precision, training data, wall time per round and machine."""
     data_rows, show_rows = [], []
     for run in comp.runs:
         alpha = run.alpha if run.loss == "l1+rank" else math.nan
+        cfg = run.config
+        per_round, fastest = run.train_seconds_per_round(), run.fastest_epoch_seconds()
+        machines = "; ".join(run.machines())
         data = {"name": run.name, "label": run.label, "path": str(run.path),
                 "baseline": run is comp.baseline, "backbone": run.backbone,
                 "hyper_input": run.hyper_input, "input_size": run.input_size, "loss": run.loss,
-                "alpha": alpha, "seed": run.config.seed, "rounds": len(run.rounds),
-                "epochs": run.epochs, "train_dataset": run.train_dataset}
+                "alpha": alpha, "seed": cfg.seed, "rounds": len(run.rounds),
+                "epochs": run.epochs, "crops_per_image": cfg.crops_per_image,
+                "eval_crops": cfg.eval_crops, "amp": cfg.amp,
+                "train_dataset": run.train_dataset, "train_s_per_round": per_round,
+                "fastest_epoch_s": fastest, "machine": machines}
         data_rows.append(data)
+        time_cell = _duration(per_round)
+        if not math.isnan(fastest):
+            time_cell += f" (fastest epoch {fastest:.0f} s)"
         show_rows.append({
             "name": run.name + (" (baseline)" if run is comp.baseline else ""),
             "folder": f"`{run.path}`", "backbone": run.backbone, "hyper input": run.hyper_input,
             "input (px)": str(run.input_size), "loss": LOSS_NAMES.get(run.loss, run.loss),
             "α": fmt(alpha, 2) if run.loss == "l1+rank" else "—",
-            "seed": str(run.config.seed), "rounds": str(len(run.rounds)),
-            "epochs": str(run.epochs), "trained on": run.train_dataset})
-    note = ("Short names used in every table and figure, and what each run is. The paired "
-            "table tests every run against the baseline.")
+            "seed": str(cfg.seed), "rounds": str(len(run.rounds)),
+            "epochs": str(run.epochs), "crops/image": str(cfg.crops_per_image),
+            "test crops": str(cfg.eval_crops), "amp": str(cfg.amp),
+            "trained on": run.train_dataset, "train time/round": time_cell,
+            "machine": machines or "—"})
+    note = ("Short names used in every table and figure, what each run is and the budget "
+            "that trained it. The paired table tests every run against the baseline. "
+            "crops/image: random training crops per image per epoch; test crops: crops "
+            "averaged per test image; amp: autocast precision of training (auto: bf16 on "
+            "CUDA, none on CPU); train time/round: the epochs' wall time summed (training "
+            "and validation, not test scoring), mean over rounds, with the fastest epoch of "
+            "any round (other work on the machine only lengthens an epoch, so the fastest "
+            "epoch x epochs is the cost on a machine to itself); machine: the CPU or GPU of "
+            "every start and resume, from the rounds' environment.json.")
     return Table("runs", "Runs", note, pd.DataFrame(data_rows), pd.DataFrame(show_rows))
 
 

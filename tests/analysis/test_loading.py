@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from iqabench import runfolder
 from iqabench.analysis.loading import load_run, load_runs, parse_names, read_profiles
 from iqabench.config import TrainConfig
 from iqabench.errors import IqabenchError
@@ -41,6 +43,28 @@ def test_run_config_is_the_typed_train_config(tmp_path, images):
     assert run.config.model.hyper_input == run.hyper_input == "multiscale"
     assert run.epochs == 3 and run.input_size == run.config.model.input_size
     assert run.rounds[0].checkpoint == tmp_path / "r" / "best.pt"
+
+
+def test_run_knows_its_training_time_and_machines(tmp_path, images):
+    """Wall time per round and the fastest epoch come from log.csv; the machines from every
+    start and resume in environment.json (a GPU named before the CPU it sat in)."""
+    multi = fr.write_multi_round(tmp_path / "m", [(images, fr.predictor(images, seed=k))
+                                                  for k in range(2)], val_srcc=[0.6, 0.7])
+    log = pd.read_csv(multi / "round_01" / "log.csv")
+    log["seconds"] = [30.0, 50.0]  # round 0 keeps the writer's 1 s per epoch
+    log.to_csv(multi / "round_01" / "log.csv", index=False)
+    runfolder.write_environment(multi / "round_00", {"cpu": "CPU A", "gpu": None})
+    runfolder.write_environment(multi / "round_00", {"cpu": "CPU B", "gpu": None})
+    runfolder.write_environment(multi / "round_01", {"cpu": "CPU B", "gpu": "GPU G"})
+    run = load_run(multi)
+    assert run.train_seconds_per_round() == pytest.approx((2.0 + 80.0) / 2)
+    assert run.fastest_epoch_seconds() == 1.0
+    assert run.rounds[0].machines() == ["CPU A", "CPU B"]
+    assert run.machines() == ["CPU A", "CPU B", "GPU G"]
+    bare = load_run(fr.write_round(tmp_path / "bare", images, fr.predictor(images)))
+    (bare.path / "log.csv").unlink()
+    bare = load_run(bare.path)
+    assert math.isnan(bare.train_seconds_per_round()) and bare.machines() == []
 
 
 def test_not_a_run_folder_is_a_one_line_error(tmp_path, images):

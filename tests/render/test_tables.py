@@ -63,6 +63,15 @@ def test_runs_table_gives_each_short_name_its_identity(comp):
     assert shown.loc[A2, "α"] == "2.00" and shown.loc[MS, "rounds"] == "2"
     assert set(table.data["label"]) == {r.label for r in comp.runs}
     assert table.data["path"].tolist() == [str(r.path) for r in comp.runs]
+    # the budget that trained each run: fake logs hold 3 epochs of 1 s, no environment.json
+    base = shown.loc["test_resnet · last · L1 (baseline)"]
+    assert base["train time/round"] == "3 s (fastest epoch 1 s)"
+    assert (base["crops/image"], base["test crops"], base["amp"]) == ("1", "9", "auto")
+    assert base["machine"] == "—" and table.data["train_s_per_round"].tolist() == [3.0] * 4
+
+
+def test_runs_table_writes_long_training_times_in_minutes_and_hours():
+    assert [tables._duration(s) for s in (45.0, 1750.0, 8640.0)] == ["45 s", "29 min", "2.4 h"]
 
 
 def test_ablation_reports_best_val_epoch_and_delta_against_last_l1(comp):
