@@ -39,22 +39,22 @@ class RoundResult:
     steps: pd.DataFrame | None = None  # epoch, step, loss, lr per optimiser step, if logged
     environment: list[dict] | None = None  # environment.json: one record per start/resume
 
+    def epoch_seconds(self) -> pd.Series:
+        """Wall seconds of each logged epoch (training and validation); empty without a log."""
+        if self.log is None or "seconds" not in self.log:
+            return pd.Series(dtype=float)
+        return self.log["seconds"].dropna().astype(float)
+
     def train_seconds(self) -> float:
         """Wall seconds of the logged epochs, summed (test scoring not included); NaN
         without a log."""
-        if self.log is None or "seconds" not in self.log or self.log["seconds"].isna().all():
-            return math.nan
-        return float(self.log["seconds"].sum())
+        seconds = self.epoch_seconds()
+        return float(seconds.sum()) if len(seconds) else math.nan
 
     def machines(self) -> list[str]:
         """The machines the round trained on, one per distinct CPU/GPU, in order."""
-        seen = []
-        for rec in self.environment or []:
-            gpu, cpu = rec.get("gpu"), rec.get("cpu")
-            name = str(gpu) if gpu else (str(cpu) if cpu else "")
-            if name and name not in seen:
-                seen.append(name)
-        return seen
+        names = (rec.get("gpu") or rec.get("cpu") for rec in self.environment or [])
+        return list(dict.fromkeys(str(n) for n in names if n))
 
 
 @dataclass
@@ -114,9 +114,8 @@ class Run:
     def fastest_epoch_seconds(self) -> float:
         """The fastest logged epoch over all rounds: the best estimate of the rate on a
         machine to itself (other work only slows an epoch down); NaN without logs."""
-        times = [float(s) for r in self.rounds if r.log is not None and "seconds" in r.log
-                 for s in r.log["seconds"].dropna()]
-        return min(times) if times else math.nan
+        times = [s for r in self.rounds for s in r.epoch_seconds()]
+        return float(min(times)) if times else math.nan
 
     def machines(self) -> list[str]:
         """Every machine any round trained on, in order of first use."""
